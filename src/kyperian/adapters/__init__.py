@@ -1,0 +1,1 @@
+"""Adapters: the edges where the domain meets AWS, Redis and brokers."""

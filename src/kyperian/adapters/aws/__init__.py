@@ -1,0 +1,1 @@
+"""AWS adapters, reached only through boto3 with a configurable endpoint (moto locally)."""

@@ -1,0 +1,65 @@
+"""boto3 clients built one way for the whole system, and botocore failures classified.
+
+Every client honours ``KYPERIAN_AWS_ENDPOINT_URL`` (moto locally, unset on AWS) and uses
+short timeouts with the 'standard' retry mode, because the webhook must answer
+TradingView within 3 seconds. ``classify`` turns a botocore exception into the domain's
+``TemporaryError`` (retry later) or ``OperationalError`` (a human must act).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from kyperian.domain.errors import KyperianError, OperationalError, TemporaryError
+
+if TYPE_CHECKING:
+    from kyperian.settings import Settings
+
+_OPERATIONAL_CODES = frozenset(
+    {
+        "AccessDenied",
+        "AccessDeniedException",
+        "ResourceNotFoundException",
+        "ResourceNotFound",
+        "UnrecognizedClientException",
+        "InvalidClientTokenId",
+        "ValidationException",
+        "AWS.SimpleQueueService.NonExistentQueue",
+        "QueueDoesNotExist",
+        "DecryptionFailure",
+    }
+)
+
+
+def make_client(service: str, settings: Settings) -> Any:
+    """A boto3 client for ``service`` configured from settings (endpoint, region, timeouts)."""
+    config = Config(
+        region_name=settings.aws_region,
+        connect_timeout=settings.aws_connect_timeout,
+        read_timeout=settings.aws_read_timeout,
+        retries={"mode": "standard", "max_attempts": settings.aws_max_attempts},
+        max_pool_connections=20,
+    )
+    session: Any = boto3.session.Session()  # typed per service by callers, not here
+    return session.client(service, endpoint_url=settings.aws_endpoint_url, config=config)
+
+
+def error_code(exc: ClientError) -> str:
+    """The AWS error code of a ``ClientError`` (``""`` when absent)."""
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def classify(exc: Exception, action: str) -> KyperianError:
+    """Map a botocore failure during ``action`` to a domain error that says what to do next."""
+    if isinstance(exc, ClientError):
+        code = error_code(exc)
+        if code in _OPERATIONAL_CODES:
+            return OperationalError(f"{action} failed: {code}")
+        return TemporaryError(f"{action} failed: {code or 'unknown error'}")
+    if isinstance(exc, BotoCoreError):
+        return TemporaryError(f"{action} failed: {type(exc).__name__}")
+    return TemporaryError(f"{action} failed: {type(exc).__name__}")

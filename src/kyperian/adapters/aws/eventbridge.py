@@ -1,0 +1,81 @@
+"""Publishes accepted signals on the EventBridge bus as ``SignalValidated`` events.
+
+The rule on the bus routes them to the engine's SQS queue and to the audit log group.
+``PutEvents`` can succeed as a call yet fail some entries, so failed entries are
+retried on their own, with a short growing pause, before giving up with
+``PublishFailed`` naming exactly which signals were not published.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from typing import Any, Final
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from kyperian.adapters.aws.clients import classify
+from kyperian.domain.errors import PublishFailed, TemporaryError
+from kyperian.domain.models import Signal
+from kyperian.domain.ports import SignalPublisher
+
+EVENT_SOURCE: Final = "kyperian.signal.validator"
+DETAIL_TYPE: Final = "SignalValidated"
+_MAX_ENTRIES_PER_CALL: Final = 10  # the PutEvents limit
+
+
+class EventBridgePublisher(SignalPublisher):
+    """``SignalPublisher`` on an EventBridge bus."""
+
+    def __init__(
+        self, bus_name: str, client: Any, attempts: int = 3, pause_seconds: float = 0.05
+    ) -> None:
+        self.bus_name = bus_name
+        self._client = client
+        self._attempts = attempts
+        self._pause = pause_seconds
+
+    def _entry(self, signal: Signal) -> dict[str, Any]:
+        return {
+            "Source": EVENT_SOURCE,
+            "DetailType": DETAIL_TYPE,
+            "Detail": json.dumps(signal.to_event_detail(), separators=(",", ":")),
+            "EventBusName": self.bus_name,
+            "Resources": [],
+            "Time": signal.received_at,
+        }
+
+    def publish(self, signals: Sequence[Signal]) -> None:
+        for start in range(0, len(signals), _MAX_ENTRIES_PER_CALL):
+            self._publish_chunk(list(signals[start : start + _MAX_ENTRIES_PER_CALL]))
+
+    def _publish_chunk(self, pending: list[Signal]) -> None:
+        reason = ""
+        for attempt in range(self._attempts):
+            if attempt:
+                time.sleep(self._pause * attempt)
+            try:
+                response = self._client.put_events(Entries=[self._entry(s) for s in pending])
+            except (ClientError, BotoCoreError) as exc:
+                reason = str(classify(exc, "publishing"))
+                continue
+            results = response.get("Entries", [])
+            failed = [s for s, r in zip(pending, results, strict=False) if "ErrorCode" in r]
+            if len(results) < len(pending):
+                failed += pending[len(results) :]
+            if not failed:
+                return
+            reason = ", ".join(
+                sorted({r.get("ErrorCode", "?") for r in results if "ErrorCode" in r})
+            )
+            pending = failed
+        raise PublishFailed([s.signal_id for s in pending], reason or "unknown error")
+
+    def check(self) -> None:
+        try:
+            self._client.describe_event_bus(Name=self.bus_name)
+        except (ClientError, BotoCoreError) as exc:
+            raise classify(exc, "reading the event bus") from exc
+        except Exception as exc:  # pragma: no cover - defensive: never crash a health check
+            raise TemporaryError(f"reading the event bus failed: {type(exc).__name__}") from exc

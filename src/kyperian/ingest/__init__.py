@@ -1,0 +1,1 @@
+"""Ingestion: the Lambda functions behind the HTTP API that accept TradingView alerts."""

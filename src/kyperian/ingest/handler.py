@@ -1,0 +1,301 @@
+"""Lambda entry point behind the HTTP API (payload format 2.0): routes, auth, answers.
+
+Three API routes share this module, each wired to its own function on AWS:
+``POST /webhook`` (one alert), ``POST /webhook/mtf`` (several timeframes of one symbol)
+and ``GET /health``. Handlers stay thin: they read the request, call ``parse`` and
+``SignalIntake``, and turn the outcome into an HTTP answer. Bad input always gets a 4xx
+naming the field and the reason; a dependency failure gets a 503 (retry), never a 202
+that was not earned. The API key is checked in constant time; neither it nor the
+request body is ever logged.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from kyperian import __version__
+from kyperian.adapters.aws.clients import make_client
+from kyperian.adapters.aws.dynamodb import DynamoSignalStore
+from kyperian.adapters.aws.eventbridge import EventBridgePublisher
+from kyperian.adapters.aws.secrets import CachedSecrets
+from kyperian.domain.errors import KyperianError, OperationalError, Problem
+from kyperian.domain.models import Signal
+from kyperian.domain.ports import SecretSource, SignalPublisher, SignalStore
+from kyperian.ingest.intake import Accepted, SignalIntake
+from kyperian.ingest.parse import (
+    ArrivalWindow,
+    RequestRejected,
+    check_media_type,
+    check_size,
+    parse_alert,
+    parse_mtf_alert,
+    pop_passphrase,
+    read_json_object,
+)
+from kyperian.settings import Settings, get_settings
+
+METRICS_NAMESPACE = "Kyperian"
+
+logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", "signal-validator"))
+metrics = Metrics(namespace=METRICS_NAMESPACE)
+app = APIGatewayHttpResolver()
+
+
+class Unauthorized(RequestRejected):
+    status = 401
+    code = "unauthorized"
+
+
+class Forbidden(RequestRejected):
+    status = 403
+    code = "forbidden"
+
+
+@dataclass(frozen=True)
+class Wiring:
+    """The handler's dependencies, built once per Lambda container and reused warm."""
+
+    settings: Settings
+    store: SignalStore
+    publisher: SignalPublisher
+    secrets: SecretSource
+
+    @property
+    def intake(self) -> SignalIntake:
+        return SignalIntake(self.store, self.publisher)
+
+
+@lru_cache(maxsize=1)
+def wiring() -> Wiring:
+    """Build the AWS adapters from settings (cached; tests clear it to rewire)."""
+    settings = get_settings()
+    metrics.set_default_dimensions(service=logger.service, environment=settings.environment)
+    return Wiring(
+        settings=settings,
+        store=DynamoSignalStore(settings.signals_table, make_client("dynamodb", settings)),
+        publisher=EventBridgePublisher(
+            settings.event_bus_name,
+            make_client("events", settings),
+            attempts=settings.publish_attempts,
+        ),
+        secrets=CachedSecrets(
+            make_client("secretsmanager", settings), settings.secret_max_age_seconds
+        ),
+    )
+
+
+# --- request reading ----------------------------------------------------------------------
+
+
+def _raw_body(event: dict[str, Any]) -> bytes:
+    body = event.get("body") or ""
+    if not event.get("isBase64Encoded"):
+        return str(body).encode("utf-8")
+    try:
+        return base64.b64decode(body, validate=True)
+    except (binascii.Error, ValueError):
+        raise RequestRejected(
+            "body is not valid base64", [Problem("body", "invalid base64 encoding")]
+        ) from None
+
+
+def _same(provided: str, expected: str) -> bool:
+    """Constant-time comparison, so response timing reveals nothing about the key."""
+    return hmac.compare_digest(provided.encode("utf-8"), expected.encode("utf-8"))
+
+
+def _check_origin(headers: dict[str, str], deps: Wiring) -> None:
+    """Behind CloudFront, refuse requests that bypassed it (and so bypassed WAF)."""
+    secret_id = deps.settings.origin_secret_id
+    if secret_id is None:
+        return
+    if not _same(headers.get("x-origin-verify", ""), deps.secrets.get(secret_id)):
+        raise Forbidden("request did not come through the edge")
+
+
+def _authenticate(provided: str | None, deps: Wiring) -> None:
+    """One answer for a missing and for a wrong key: nothing tells which it was."""
+    expected = deps.secrets.get(deps.settings.api_key_secret_id)
+    if not provided or not _same(provided, expected):
+        raise Unauthorized("missing or invalid API key")
+
+
+def _read_alert(deps: Wiring) -> dict[str, Any]:
+    """Size, media type, JSON and key checks shared by both webhook routes."""
+    event = app.current_event
+    headers = {k.lower(): v for k, v in (event.headers or {}).items()}
+    _check_origin(headers, deps)
+    body = _raw_body(event.raw_event)
+    check_size(body, deps.settings.max_body_bytes)
+    check_media_type(headers.get("content-type"))
+    header_key = headers.get("x-api-key")
+    if header_key is not None:
+        _authenticate(header_key, deps)
+    payload = read_json_object(body)
+    passphrase = pop_passphrase(payload)
+    if header_key is None:
+        _authenticate(passphrase, deps)
+    return payload
+
+
+def _window(settings: Settings) -> ArrivalWindow:
+    return ArrivalWindow.at(
+        datetime.now(UTC), settings.signal_ttl_days, settings.max_clock_skew_seconds
+    )
+
+
+# --- answers ------------------------------------------------------------------------------
+
+
+def _json(status: int, body: dict[str, Any]) -> Response[str]:
+    return Response(
+        status_code=status,
+        content_type="application/json",
+        body=json.dumps(body, separators=(",", ":")),
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+def _accepted_view(item: Accepted) -> dict[str, Any]:
+    signal = item.signal
+    return {
+        "signal_id": signal.signal_id,
+        "symbol": signal.symbol,
+        "timeframe": signal.timeframe,
+        "action": signal.action,
+        "source": signal.source,
+        "duplicate": item.duplicate,
+    }
+
+
+def _count_accepted(items: list[Accepted], settings: Settings) -> None:
+    """SignalsAccepted in total and by action, timeframe and source (duplicates apart)."""
+    for item in items:
+        if item.duplicate:
+            metrics.add_metric(name="DuplicateSignals", unit=MetricUnit.Count, value=1)
+            continue
+        metrics.add_metric(name="SignalsAccepted", unit=MetricUnit.Count, value=1)
+        for dimension in ("action", "timeframe", "source"):
+            _count_by("SignalsAccepted", dimension, getattr(item.signal, dimension), settings)
+
+
+def _count_by(name: str, dimension: str, value: str, settings: Settings) -> None:
+    with single_metric(
+        name=name,
+        unit=MetricUnit.Count,
+        value=1,
+        namespace=METRICS_NAMESPACE,
+        default_dimensions={"service": logger.service, "environment": settings.environment},
+    ) as metric:
+        metric.add_dimension(name=dimension, value=value)
+
+
+def _ingest(parse: Callable[[dict[str, Any], ArrivalWindow], list[Signal]]) -> list[Accepted]:
+    """Read, authenticate, validate, store and publish; the route shapes the answer."""
+    deps = wiring()
+    signals = parse(_read_alert(deps), _window(deps.settings))
+    accepted = deps.intake.accept(signals)
+    _count_accepted(accepted, deps.settings)
+    logger.info(
+        "signals accepted",
+        extra={
+            "signal_ids": [a.signal.signal_id for a in accepted],
+            "symbol": signals[0].symbol,
+            "duplicates": sum(a.duplicate for a in accepted),
+        },
+    )
+    return accepted
+
+
+# --- routes -------------------------------------------------------------------------------
+
+
+@app.post("/webhook")
+def webhook() -> Response[str]:
+    """One TradingView alert: one symbol, one timeframe."""
+    (accepted,) = _ingest(lambda payload, window: [parse_alert(payload, window)])
+    return _json(202, {"status": "accepted", **_accepted_view(accepted)})
+
+
+@app.post("/webhook/mtf")
+def webhook_mtf() -> Response[str]:
+    """One alert carrying several timeframes of one symbol, accepted all-or-nothing."""
+    accepted = _ingest(parse_mtf_alert)
+    return _json(202, {"status": "accepted", "signals": [_accepted_view(a) for a in accepted]})
+
+
+@app.get("/health")
+def health() -> Response[str]:
+    """Status, version and whether each dependency answers (200 all well, else 503)."""
+    deps = wiring()
+    checks: dict[str, Callable[[], object]] = {
+        "signals_table": deps.store.check,
+        "event_bus": deps.publisher.check,
+        "api_key_secret": lambda: deps.secrets.get(deps.settings.api_key_secret_id),
+    }
+    dependencies = {name: _probe(name, check) for name, check in checks.items()}
+    healthy = all(state == "ok" for state in dependencies.values())
+    body = {
+        "status": "ok" if healthy else "degraded",
+        "version": __version__,
+        "environment": deps.settings.environment,
+        "dependencies": dependencies,
+    }
+    return _json(200 if healthy else 503, body)
+
+
+def _probe(name: str, check: Callable[[], object]) -> str:
+    try:
+        check()
+    except KyperianError as exc:
+        logger.warning("health check failed", extra={"dependency": name, "error": str(exc)})
+        return "unavailable"
+    return "ok"
+
+
+# --- errors -------------------------------------------------------------------------------
+
+
+@app.exception_handler(RequestRejected)  # type: ignore[misc]  # Powertools leaves it untyped
+def _rejected(exc: RequestRejected) -> Response[str]:
+    metrics.add_metric(name="SignalsRejected", unit=MetricUnit.Count, value=1)
+    _count_by("SignalsRejected", "reason", exc.code, wiring().settings)
+    logger.info("request rejected", extra={"reason": exc.code, "problems": len(exc.problems)})
+    body: dict[str, Any] = {"error": exc.code, "message": exc.message}
+    if exc.problems:
+        body["details"] = [{"field": p.field, "reason": p.reason} for p in exc.problems]
+    return _json(exc.status, body)
+
+
+@app.exception_handler(KyperianError)  # type: ignore[misc]  # Powertools leaves it untyped
+def _unavailable(exc: KyperianError) -> Response[str]:
+    """A dependency failed: nothing was accepted; the caller should retry."""
+    metrics.add_metric(name="IngestUnavailable", unit=MetricUnit.Count, value=1)
+    level = logger.error if isinstance(exc, OperationalError) else logger.warning
+    level("signal not accepted: dependency failure", extra={"error": str(exc)})
+    return _json(
+        503,
+        {"error": "unavailable", "message": "the signal was not accepted; retry shortly"},
+    )
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """The function every route's Lambda points at (``kyperian.ingest.handler.lambda_handler``)."""
+    wiring()  # built once per container: clients, cached secrets, metric dimensions
+    return app.resolve(event, context)

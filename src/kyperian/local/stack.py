@@ -1,0 +1,135 @@
+"""``kyperian up``: the whole signal path on one machine, on embedded defaults.
+
+Starts, in order: moto in server mode (one port, every AWS service) provisioned with
+the stack's resources; then the webhook gateway on :8080 emulating the HTTP API in
+front of the real Lambda handler. Every child gets the same ``KYPERIAN_*`` settings
+pointing at the emulator. Ctrl-C stops everything and frees the ports.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+from kyperian.local.resources import LocalResources, provision
+from kyperian.local.supervisor import (
+    Child,
+    StartupFailed,
+    Supervisor,
+    http_ok,
+    port_open,
+    python_module,
+)
+from kyperian.settings import Settings
+
+LOCAL_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "local",
+    "AWS_SECRET_ACCESS_KEY": "local",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+@dataclass(frozen=True)
+class StackInfo:
+    """What a user needs to talk to the running stack."""
+
+    api_key: str
+    key_generated: bool
+    gateway_url: str
+    aws_endpoint: str
+    resources: LocalResources
+
+
+def _check_ports_free(settings: Settings) -> None:
+    wanted = {
+        "KYPERIAN_LOCAL_AWS_PORT": settings.local_aws_port,
+        "KYPERIAN_GATEWAY_PORT": settings.gateway_port,
+    }
+    for variable, port in wanted.items():
+        if port_open(port):
+            raise StartupFailed(
+                f"port {port} is already in use: stop what holds it, or set {variable}"
+            )
+
+
+def _clients(endpoint: str) -> dict[str, Any]:
+    session: Any = boto3.session.Session(
+        aws_access_key_id="local",
+        aws_secret_access_key="local",  # noqa: S106 - the emulator accepts any credentials
+        region_name="us-east-1",
+    )
+    return {
+        name: session.client(name, endpoint_url=endpoint)
+        for name in ("dynamodb", "events", "sqs", "secretsmanager", "logs")
+    }
+
+
+def child_environment(
+    settings: Settings, resources: LocalResources, endpoint: str
+) -> dict[str, str]:
+    """Settings every child process shares: the emulator endpoint and resource names."""
+    return {
+        **LOCAL_CREDENTIALS,
+        "KYPERIAN_ENVIRONMENT": settings.environment,
+        "KYPERIAN_AWS_ENDPOINT_URL": endpoint,
+        "KYPERIAN_SIGNALS_TABLE": resources.signals_table,
+        "KYPERIAN_DECISIONS_TABLE": resources.decisions_table,
+        "KYPERIAN_EVENT_BUS_NAME": resources.bus,
+        "KYPERIAN_SIGNAL_QUEUE_URL": resources.queue_url,
+        "KYPERIAN_API_KEY_SECRET_ID": resources.api_key_secret_id,
+        "KYPERIAN_SECRET_MAX_AGE_SECONDS": "5",
+        "POWERTOOLS_METRICS_NAMESPACE": "Kyperian",
+        "POWERTOOLS_METRICS_DISABLED": os.environ.get("POWERTOOLS_METRICS_DISABLED", "false"),
+    }
+
+
+def start(settings: Settings, supervisor: Supervisor, log_dir: Path) -> StackInfo:
+    """Start the emulator and the gateway under ``supervisor``; return how to reach them."""
+    _check_ports_free(settings)
+    log_dir.mkdir(parents=True, exist_ok=True)
+    endpoint = f"http://127.0.0.1:{settings.local_aws_port}"
+    supervisor.start(
+        Child(
+            "aws-emulator",
+            python_module("moto.server", "-H", "127.0.0.1", "-p", str(settings.local_aws_port)),
+            http_ok(f"{endpoint}/moto-api/data.json"),
+            env=LOCAL_CREDENTIALS,
+            log=log_dir / "aws-emulator.log",
+        )
+    )
+    given = settings.api_key.get_secret_value() if settings.api_key else None
+    api_key = given or secrets.token_urlsafe(30)
+    resources = provision(_clients(endpoint), settings.environment, api_key)
+    env = child_environment(settings, resources, endpoint)
+    gateway_url = f"http://127.0.0.1:{settings.gateway_port}"
+    supervisor.start(
+        Child(
+            "gateway",
+            python_module(
+                "uvicorn",
+                "--factory",
+                "kyperian.local.gateway:create_app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(settings.gateway_port),
+                "--no-access-log",
+                "--log-level",
+                "warning",
+            ),
+            http_ok(f"{gateway_url}/health"),
+            env={
+                **env,
+                "KYPERIAN_THROTTLE_RATE": str(settings.throttle_rate),
+                "KYPERIAN_THROTTLE_BURST": str(settings.throttle_burst),
+                "POWERTOOLS_SERVICE_NAME": "signal-validator",
+            },
+            log=log_dir / "gateway.log",
+        )
+    )
+    return StackInfo(api_key, given is None, gateway_url, endpoint, resources)

@@ -1,0 +1,147 @@
+"""Start a set of child processes in order, wait until each is ready, stop them all cleanly.
+
+Each child runs in its own process group, so Ctrl-C reaches only the supervisor, which
+then stops the children in reverse order (SIGTERM, then SIGKILL after a grace period)
+and leaves no orphan behind and no port held. If any child dies, everything stops.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+
+GRACE_SECONDS = 35.0
+"""Longer than the engine's own 30 s shutdown, so a clean stop is never cut short."""
+
+
+@dataclass
+class Child:
+    """A process the stack needs, with how to tell it is ready."""
+
+    name: str
+    argv: Sequence[str]
+    ready: Callable[[], bool]
+    env: dict[str, str] = field(default_factory=dict)
+    log: Path | None = None
+    process: subprocess.Popen[bytes] | None = None
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    """True when something accepts TCP connections on ``host:port``."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.settimeout(0.2)
+        return probe.connect_ex((host, port)) == 0
+
+
+def http_ok(url: str) -> Callable[[], bool]:
+    """A readiness check: ``url`` answers 2xx."""
+
+    def check() -> bool:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 - local URL
+                return 200 <= int(response.status) < 300
+        except OSError:
+            return False
+
+    return check
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class StartupFailed(RuntimeError):
+    """A child exited or did not become ready in time."""
+
+
+class Supervisor:
+    """Runs children in order; ``stop()`` tears them down in reverse."""
+
+    def __init__(self, say: Callable[[str], None] = print) -> None:
+        self.children: list[Child] = []
+        self._say = say
+        self._stopping = False
+
+    def start(self, child: Child, timeout: float = 60.0) -> None:
+        """Start ``child`` and wait until it is ready (or raise ``StartupFailed``)."""
+        output = child.log.open("ab") if child.log else subprocess.DEVNULL
+        child.process = subprocess.Popen(  # noqa: S603 - argv built by the stack, no shell
+            list(child.argv),
+            env={**os.environ, **child.env},
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        self.children.append(child)
+        deadline = time.monotonic() + timeout
+        while not child.ready():
+            if child.process.poll() is not None:
+                raise StartupFailed(f"{child.name} exited with code {child.process.returncode}")
+            if time.monotonic() > deadline:
+                raise StartupFailed(f"{child.name} was not ready after {timeout:.0f} s")
+            time.sleep(0.1)
+
+    def wait(self) -> int:
+        """Block until SIGINT/SIGTERM or until a child exits; return the exit code to use."""
+        received: list[int] = []
+
+        def note(signum: int, _frame: FrameType | None) -> None:
+            received.append(signum)
+
+        previous = {s: signal.signal(s, note) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            while not received:
+                for child in self.children:
+                    if child.process is not None and child.process.poll() is not None:
+                        self._say(f"{child.name} exited (code {child.process.returncode})")
+                        return 1
+                time.sleep(0.2)
+            return 0
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+
+    def stop(self) -> None:
+        """SIGTERM each child's process group, newest first; SIGKILL what outlives the grace."""
+        if self._stopping:
+            return
+        self._stopping = True
+        # A second Ctrl-C (or uv forwarding the first) must not cut the teardown short.
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, signal.SIG_IGN)
+        for child in reversed(self.children):
+            process = child.process
+            if process is None or process.poll() is not None:
+                continue
+            _signal_group(process, signal.SIGTERM)
+            try:
+                process.wait(timeout=GRACE_SECONDS)
+            except subprocess.TimeoutExpired:
+                _signal_group(process, signal.SIGKILL)
+                process.wait(timeout=5)
+            self._say(f"stopped {child.name}")
+
+
+def _signal_group(process: subprocess.Popen[bytes], signum: int) -> None:
+    try:
+        os.killpg(process.pid, signum)
+    except ProcessLookupError:
+        return
+
+
+def python_module(module: str, *args: str) -> list[str]:
+    """argv running ``module`` with this interpreter (the project's venv)."""
+    return [sys.executable, "-m", module, *args]

@@ -1,0 +1,92 @@
+"""One settings object for every process, read from ``KYPERIAN_*`` environment variables.
+
+Defaults are the embedded local stack's, so ``make run`` needs no configuration; on AWS
+the CloudFormation templates set the variables. Resource names default to the
+``kyperian-<environment>-...`` convention the templates use. Read settings through
+``get_settings()`` (cached) so tests can clear the cache and override them.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Configuration of the webhook validator, the engine and the local stack."""
+
+    model_config = SettingsConfigDict(env_prefix="KYPERIAN_", extra="ignore", frozen=True)
+
+    environment: str = Field(default="local", pattern=r"^[a-z][a-z0-9-]{1,20}$")
+    """Deployment environment; part of every resource name (KYPERIAN_ENVIRONMENT)."""
+
+    aws_region: str = Field(
+        default="us-east-1",
+        validation_alias=AliasChoices("KYPERIAN_AWS_REGION", "AWS_REGION", "AWS_DEFAULT_REGION"),
+    )
+    aws_endpoint_url: str | None = None
+    """Endpoint for every AWS client (moto locally); unset on AWS (KYPERIAN_AWS_ENDPOINT_URL)."""
+    aws_connect_timeout: float = 1.0
+    aws_read_timeout: float = 2.0
+    aws_max_attempts: int = Field(default=3, ge=1, le=10)
+    """botocore 'standard' retry attempts per call, kept low to answer TradingView within 3 s."""
+
+    signals_table: str = ""
+    """Signals table name; default ``kyperian-<environment>-signals``."""
+    decisions_table: str = ""
+    """Decisions table name; default ``kyperian-<environment>-decisions``."""
+    event_bus_name: str = ""
+    """EventBridge bus name; default ``kyperian-<environment>-bus``."""
+    signal_queue_url: str | None = None
+    """SQS work queue the engine consumes (KYPERIAN_SIGNAL_QUEUE_URL)."""
+
+    api_key_secret_id: str = ""
+    """Secrets Manager id of the webhook API key; default ``/kyperian/<environment>/api/key``."""
+    origin_secret_id: str | None = None
+    """Secret CloudFront sends as ``X-Origin-Verify``; unset = header not required (local)."""
+    secret_max_age_seconds: int = Field(default=300, ge=0)
+    """How long a Lambda keeps a secret cached before reading it again (key rotation lag)."""
+
+    max_body_bytes: int = Field(default=16 * 1024, ge=256)
+    signal_ttl_days: int = Field(default=7, ge=1)
+    decision_ttl_days: int = Field(default=30, ge=1)
+    max_clock_skew_seconds: int = Field(default=300, ge=0)
+    """How far in the future an alert's own timestamp may be before it is rejected."""
+    publish_attempts: int = Field(default=3, ge=1, le=10)
+    """Attempts to publish entries EventBridge reports as failed, before answering 503."""
+
+    # --- local stack (make run) ---
+    api_key: SecretStr | None = None
+    """Local stack only: the webhook key to seed (KYPERIAN_API_KEY); generated when unset."""
+    local_aws_port: int = Field(default=4566, ge=1, le=65535)
+    """Port of the AWS emulator (moto in server mode) on 127.0.0.1."""
+    gateway_port: int = Field(default=8080, ge=1, le=65535)
+    """Port of the local HTTP API gateway in front of the webhook handler."""
+    engine_port: int = Field(default=8000, ge=1, le=65535)
+    """Port of the engine service (the specification's ECS container port)."""
+    throttle_rate: float = Field(default=50, gt=0)
+    """Gateway stage throttle: sustained requests per second (the specification's 50)."""
+    throttle_burst: int = Field(default=100, ge=1)
+    """Gateway stage throttle: burst (the specification's 100)."""
+
+    @model_validator(mode="after")
+    def _derive_names(self) -> Settings:
+        env = self.environment
+        defaults = {
+            "signals_table": f"kyperian-{env}-signals",
+            "decisions_table": f"kyperian-{env}-decisions",
+            "event_bus_name": f"kyperian-{env}-bus",
+            "api_key_secret_id": f"/kyperian/{env}/api/key",
+        }
+        for name, value in defaults.items():
+            if not getattr(self, name):
+                object.__setattr__(self, name, value)
+        return self
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()
