@@ -24,10 +24,11 @@ redis: ## make sure a redis-server binary is available (tests start their own)
 run: install ## start the whole system locally (foreground; Ctrl-C stops it)
 	$(RUN) kyperian up
 
-lint: install ## ruff, formatting and mypy --strict
+lint: install ## ruff, formatting, mypy --strict, cfn-lint and checkov on the templates
 	$(RUN) ruff check $(PYTHON_SOURCES)
 	$(RUN) ruff format --check $(PYTHON_SOURCES)
 	$(RUN) mypy
+	scripts/cfn-check.sh
 
 format: install ## apply ruff's fixes and formatting
 	$(RUN) ruff check --fix $(PYTHON_SOURCES)
