@@ -6,14 +6,14 @@ UV := python3 -m uv
 RUN := $(UV) run --frozen
 PYTHON_SOURCES := src tests benchmarks
 
-.PHONY: help install run test lint format unit integration bench redis
+.PHONY: help install run test lint format unit integration bench redis loadtest
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 .venv/.installed: pyproject.toml uv.lock
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet "uv==$(UV_VERSION)"
-	$(UV) sync --frozen --all-extras
+	$(UV) sync --frozen --all-extras --all-groups
 	@touch $@
 
 install: .venv/.installed ## create .venv with the locked dependencies
@@ -45,3 +45,7 @@ test: install redis lint ## install everything, lint, run every test
 
 bench: install redis ## print latency figures (p50/p95/p99) against the specification's budgets
 	$(RUN) python -W ignore -m benchmarks.bench_ingest
+	$(RUN) python -W ignore -m benchmarks.bench_engine
+
+loadtest: install redis ## locust against the local stack (or HOST=https://...); fails on p99 > 100 ms or errors > 0.1 %
+	scripts/loadtest.sh

@@ -12,11 +12,11 @@ from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 from moto import mock_aws
 
+from kyperian.local.resources import SERVICES as AWS_SERVICES
 from kyperian.settings import get_settings
 from tests.aws_resources import IngestResources, create_ingest_resources
 
 REGION = "us-east-1"
-AWS_SERVICES = ("dynamodb", "events", "sqs", "secretsmanager", "logs")
 
 # Two shared cores: judge properties by what they find, not by how fast examples come.
 hypothesis_settings.register_profile(
@@ -76,10 +76,7 @@ def ingest_stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[IngestStack]:
 
     with mock_aws():
         session: Any = boto3.session.Session(region_name=REGION)
-        clients = {
-            name: session.client(name)
-            for name in ("dynamodb", "events", "sqs", "secretsmanager", "logs")
-        }
+        clients = {name: session.client(name) for name in AWS_SERVICES}
         resources = create_ingest_resources(clients)
         monkeypatch.setenv("KYPERIAN_ENVIRONMENT", "test")
         rewire()

@@ -8,10 +8,13 @@ the CloudFormation templates set the variables. Resource names default to the
 
 from __future__ import annotations
 
+from decimal import Decimal
 from functools import lru_cache
 
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from kyperian.fusion.rules import FusionRules
 
 
 class Settings(BaseSettings):
@@ -71,6 +74,45 @@ class Settings(BaseSettings):
     throttle_burst: int = Field(default=100, ge=1)
     """Gateway stage throttle: burst (the specification's 100)."""
 
+    # --- engine ---
+    redis_host: str = "127.0.0.1"
+    """Redis/ElastiCache primary endpoint (KYPERIAN_REDIS_HOST; SSM ``/kyperian/redis/host``)."""
+    redis_port: int = Field(default=6379, ge=1, le=65535)
+    """Redis port (KYPERIAN_REDIS_PORT; SSM ``/kyperian/redis/port``)."""
+    redis_tls: bool = False
+    """TLS (``rediss://``), which ElastiCache in-transit encryption needs (KYPERIAN_REDIS_TLS)."""
+    redis_auth_token: SecretStr | None = None
+    """ElastiCache AUTH token, injected from Secrets Manager (KYPERIAN_REDIS_AUTH_TOKEN)."""
+    redis_max_connections: int = Field(default=20, ge=1, le=20)
+    """Connection pool size; the specification caps it at 20."""
+    redis_socket_timeout: float = Field(default=0.25, gt=0)
+    """Seconds before a Redis call counts as failed and the engine decides from the table."""
+    redis_retry_seconds: float = Field(default=5.0, gt=0)
+    """While Redis is down, how often the engine tries it again (recovery is automatic)."""
+    worker_enabled: bool = True
+    """Run the SQS worker inside the service (KYPERIAN_WORKER_ENABLED)."""
+    worker_batch_size: int = Field(default=10, ge=1, le=10)
+    """Messages per ``ReceiveMessage`` (SQS allows at most 10)."""
+    worker_wait_seconds: int = Field(default=10, ge=0, le=20)
+    """Long-poll wait; kept under the 30 s stop timeout so SIGTERM is honoured in time."""
+    worker_visibility_seconds: int = Field(default=60, ge=5, le=43200)
+    """How long a received message stays hidden; also the processing lease in Redis."""
+    worker_shutdown_seconds: float = Field(default=25.0, gt=0, le=30)
+    """How long shutdown waits for the worker to finish its batch (ECS kills at 30 s)."""
+    processed_marker_ttl_seconds: int = Field(default=86400, ge=60)
+    """How long Redis remembers a processed signal id (the Decisions table remembers longer)."""
+    auto_trading: bool = False
+    """Send actionable decisions to the paper broker (KYPERIAN_AUTO_TRADING)."""
+    paper_starting_cash: Decimal = Field(default=Decimal(100000), gt=0)
+    """Cash the paper account starts with."""
+    broker_credentials: SecretStr | None = None
+    """Live venues' credentials (JSON), from Secrets Manager (KYPERIAN_BROKER_CREDENTIALS).
+
+    Reserved for the Alpaca, Interactive Brokers and Schwab adapters; the paper venue needs none.
+    """
+    fusion: FusionRules = Field(default_factory=lambda: _fusion_rules_from_env())
+    """Fusion rules, each read from ``KYPERIAN_FUSION_<RULE>`` (see docs/fusion.md)."""
+
     @model_validator(mode="after")
     def _derive_names(self) -> Settings:
         env = self.environment
@@ -90,3 +132,14 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """The process-wide settings, read once from the environment."""
     return Settings()
+
+
+class _FusionRulesEnv(FusionRules, BaseSettings):
+    """Fusion rules read one by one from ``KYPERIAN_FUSION_*`` (maps and lists as JSON)."""
+
+    model_config = SettingsConfigDict(env_prefix="KYPERIAN_FUSION_", extra="ignore", frozen=True)
+
+
+def _fusion_rules_from_env() -> FusionRules:
+    """Plain ``FusionRules`` (no settings machinery) built from the environment."""
+    return FusionRules.model_validate(_FusionRulesEnv().model_dump())

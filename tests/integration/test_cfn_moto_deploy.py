@@ -23,6 +23,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from kyperian.local.templates import for_moto
 from tests.unit.infra.cfn import load_parameter_file, load_template
 
 if TYPE_CHECKING:
@@ -40,84 +41,6 @@ pytestmark = [
 
 REGION = "us-east-1"
 ENVIRONMENT = "staging"
-MOTO_UNSUPPORTED_TYPES = frozenset(
-    {
-        "AWS::ElastiCache::ReplicationGroup",
-        "AWS::ElastiCache::SubnetGroup",
-        "AWS::ElastiCache::ParameterGroup",
-    }
-)
-
-
-def references(value: Any) -> set[str]:
-    """Logical ids a template fragment refers to (Ref, GetAtt, ${X} and ${X.Attr} in Sub)."""
-    found: set[str] = set()
-    if isinstance(value, list):
-        for item in value:
-            found |= references(item)
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            if key == "Ref":
-                found.add(item)
-            elif key == "Fn::GetAtt":
-                found.add(item[0])
-            elif key == "Fn::Sub":
-                text = item[0] if isinstance(item, list) else item
-                found |= {name.split(".")[0] for name in _sub_names(text)}
-                if isinstance(item, list):
-                    found |= references(item[1])
-            else:
-                found |= references(item)
-    return found
-
-
-def _sub_names(text: str) -> set[str]:
-    names = set()
-    for part in text.split("${")[1:]:
-        name = part.split("}", 1)[0]
-        if not name.startswith("!"):
-            names.add(name)
-    return names
-
-
-def for_moto(body: dict[str, Any]) -> dict[str, Any]:
-    """The template as moto can deploy it (see the module docstring); the rest untouched."""
-    resources: dict[str, Any] = {}
-    dropped = {
-        logical_id
-        for logical_id, resource in body["Resources"].items()
-        if resource["Type"] in MOTO_UNSUPPORTED_TYPES
-    }
-    changed = True
-    while changed:  # also drop what reads a dropped resource, transitively
-        changed = False
-        for logical_id, resource in body["Resources"].items():
-            if logical_id not in dropped and references(resource) & dropped:
-                dropped.add(logical_id)
-                changed = True
-    for logical_id, resource in body["Resources"].items():
-        if logical_id in dropped:
-            continue
-        is_global_table = resource["Type"] == "AWS::DynamoDB::GlobalTable"
-        resources[logical_id] = as_regional_table(resource) if is_global_table else resource
-    outputs = {
-        name: output
-        for name, output in body.get("Outputs", {}).items()
-        if not references(output) & dropped
-    }
-    return {**body, "Resources": resources, "Outputs": outputs}
-
-
-def as_regional_table(resource: dict[str, Any]) -> dict[str, Any]:
-    """A global table as the AWS::DynamoDB::Table of its replica in the deploying region."""
-    properties = dict(resource["Properties"])
-    local_replica = properties.pop("Replicas")[0]
-    assert local_replica["Region"] == {"Ref": "AWS::Region"}
-    properties["PointInTimeRecoverySpecification"] = local_replica[
-        "PointInTimeRecoverySpecification"
-    ]
-    properties["Tags"] = local_replica["Tags"]
-    return {**resource, "Type": "AWS::DynamoDB::Table", "Properties": properties}
 
 
 @dataclass(frozen=True)

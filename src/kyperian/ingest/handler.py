@@ -16,6 +16,7 @@ import binascii
 import hmac
 import json
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,6 +25,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -178,6 +180,7 @@ def _accepted_view(item: Accepted) -> dict[str, Any]:
         "timeframe": signal.timeframe,
         "action": signal.action,
         "source": signal.source,
+        "received_at": signal.to_event_detail()["received_at"],
         "duplicate": item.duplicate,
     }
 
@@ -207,7 +210,12 @@ def _count_by(name: str, dimension: str, value: str, settings: Settings) -> None
 def _ingest(parse: Callable[[dict[str, Any], ArrivalWindow], list[Signal]]) -> list[Accepted]:
     """Read, authenticate, validate, store and publish; the route shapes the answer."""
     deps = wiring()
+    started = time.perf_counter()
     signals = parse(_read_alert(deps), _window(deps.settings))
+    validation_ms = (time.perf_counter() - started) * 1000
+    metrics.add_metric(name="ValidationLatency", unit=MetricUnit.Milliseconds, value=validation_ms)
+    # The first signal's id follows it through the bus, the queue and the engine's logs.
+    logger.set_correlation_id(signals[0].signal_id)
     accepted = deps.intake.accept(signals)
     _count_accepted(accepted, deps.settings)
     logger.info(
@@ -293,7 +301,9 @@ def _unavailable(exc: KyperianError) -> Response[str]:
     )
 
 
-@logger.inject_lambda_context(clear_state=True)
+@logger.inject_lambda_context(
+    clear_state=True, correlation_id_path=correlation_paths.API_GATEWAY_HTTP
+)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """The function every route's Lambda points at (``kyperian.ingest.handler.lambda_handler``)."""

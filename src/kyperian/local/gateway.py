@@ -4,7 +4,9 @@ It turns each HTTP request on the three routes into the payload-format-2.0 event
 Gateway would send (stage-prefixed path, lower-cased headers, base64 for binary
 bodies), calls the real Lambda handler, and writes back its answer. It also applies
 the stage throttle of the specification (50 requests/s sustained, burst 100) with a
-token bucket, answering 429 as API Gateway does. Local use only.
+token bucket, answering 429 as API Gateway does. Each function handles one request at a
+time, as one warm Lambda instance does (Powertools' logger and metrics keep per-invocation
+state that concurrent calls in one process would mix). Local use only.
 """
 
 from __future__ import annotations
@@ -125,6 +127,7 @@ class Gateway:
     def __init__(self, stage: str, rate: float = 50, burst: int = 100) -> None:
         self.stage = stage
         self.bucket = TokenBucket(rate, burst)
+        self._instances = {path: threading.Lock() for path in FUNCTION_NAMES}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -155,8 +158,13 @@ class Gateway:
             client[0],
         )
         context = _Context(f"kyperian-{self.stage}-{FUNCTION_NAMES[path]}")
-        result = await asyncio.to_thread(handler.lambda_handler, event, context)
+        result = await asyncio.to_thread(self._invoke, path, event, context)
         await _respond(send, result)
+
+    def _invoke(self, path: str, event: dict[str, Any], context: _Context) -> dict[str, Any]:
+        with self._instances[path]:
+            answer: dict[str, Any] = handler.lambda_handler(event, context)
+            return answer
 
 
 def _headers(scope: Scope) -> dict[str, str]:

@@ -1,7 +1,8 @@
 """``kyperian up``: the whole signal path on one machine, on embedded defaults.
 
 Starts, in order: moto in server mode (one port, every AWS service) provisioned with
-the stack's resources; then the webhook gateway on :8080 emulating the HTTP API in
+the stack's resources; a real ``redis-server`` on a free port; the engine service on
+:8000 with its queue worker; then the webhook gateway on :8080 emulating the HTTP API in
 front of the real Lambda handler. Every child gets the same ``KYPERIAN_*`` settings
 pointing at the emulator. Ctrl-C stops everything and frees the ports.
 """
@@ -10,20 +11,23 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import boto3
 
-from kyperian.local.resources import LocalResources, provision
+from kyperian.local.resources import SERVICES, LocalResources, provision
 from kyperian.local.supervisor import (
     Child,
     StartupFailed,
     Supervisor,
+    free_port,
     http_ok,
     port_open,
     python_module,
+    redis_ping,
 )
 from kyperian.settings import Settings
 
@@ -43,12 +47,14 @@ class StackInfo:
     gateway_url: str
     aws_endpoint: str
     resources: LocalResources
+    extra_lines: tuple[str, ...] = ()
 
 
 def _check_ports_free(settings: Settings) -> None:
     wanted = {
         "KYPERIAN_LOCAL_AWS_PORT": settings.local_aws_port,
         "KYPERIAN_GATEWAY_PORT": settings.gateway_port,
+        "KYPERIAN_ENGINE_PORT": settings.engine_port,
     }
     for variable, port in wanted.items():
         if port_open(port):
@@ -63,10 +69,7 @@ def _clients(endpoint: str) -> dict[str, Any]:
         aws_secret_access_key="local",  # noqa: S106 - the emulator accepts any credentials
         region_name="us-east-1",
     )
-    return {
-        name: session.client(name, endpoint_url=endpoint)
-        for name in ("dynamodb", "events", "sqs", "secretsmanager", "logs")
-    }
+    return {name: session.client(name, endpoint_url=endpoint) for name in SERVICES}
 
 
 def child_environment(
@@ -106,6 +109,9 @@ def start(settings: Settings, supervisor: Supervisor, log_dir: Path) -> StackInf
     api_key = given or secrets.token_urlsafe(30)
     resources = provision(_clients(endpoint), settings.environment, api_key)
     env = child_environment(settings, resources, endpoint)
+    redis_port = _start_redis(supervisor, log_dir)
+    env["KYPERIAN_REDIS_HOST"], env["KYPERIAN_REDIS_PORT"] = "127.0.0.1", str(redis_port)
+    engine_url = _start_engine(settings, supervisor, env, log_dir)
     gateway_url = f"http://127.0.0.1:{settings.gateway_port}"
     supervisor.start(
         Child(
@@ -130,6 +136,57 @@ def start(settings: Settings, supervisor: Supervisor, log_dir: Path) -> StackInf
                 "POWERTOOLS_SERVICE_NAME": "signal-validator",
             },
             log=log_dir / "gateway.log",
+            restart=True,
         )
     )
-    return StackInfo(api_key, given is None, gateway_url, endpoint, resources)
+    extra = (
+        f"redis-server           127.0.0.1:{redis_port}",
+        f"engine                 {engine_url}  (docs: {engine_url}/docs)",
+    )
+    return StackInfo(api_key, given is None, gateway_url, endpoint, resources, extra)
+
+
+def _start_redis(supervisor: Supervisor, log_dir: Path) -> int:
+    """A real redis-server on a free port, with nothing persisted to disk."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise StartupFailed(
+            "redis-server is not installed: run `make redis` (Debian/Ubuntu as root), "
+            "`sudo apt-get install redis-server`, or `brew install redis`"
+        )
+    port = free_port()
+    argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    supervisor.start(
+        Child("redis-server", argv, lambda: redis_ping(port), log=log_dir / "redis.log")
+    )
+    return port
+
+
+def _start_engine(
+    settings: Settings, supervisor: Supervisor, env: dict[str, str], log_dir: Path
+) -> str:
+    """The engine service and its SQS worker, as the ECS task runs them."""
+    url = f"http://127.0.0.1:{settings.engine_port}"
+    argv = python_module(
+        "uvicorn",
+        "kyperian.engine.main:app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(settings.engine_port),
+        "--timeout-graceful-shutdown",
+        "3",
+        "--no-access-log",
+    )
+    engine_env = {**env, "POWERTOOLS_SERVICE_NAME": "engine"}
+    supervisor.start(
+        Child(
+            "engine",
+            argv,
+            http_ok(f"{url}/health"),
+            env=engine_env,
+            log=log_dir / "engine.log",
+            restart=True,
+        )
+    )
+    return url

@@ -2,7 +2,10 @@
 
 Each child runs in its own process group, so Ctrl-C reaches only the supervisor, which
 then stops the children in reverse order (SIGTERM, then SIGKILL after a grace period)
-and leaves no orphan behind and no port held. If any child dies, everything stops.
+and leaves no orphan behind and no port held. A stateless child marked ``restart`` (the
+engine, the gateway) is started again if it exits, as ECS replaces a stopped task; if a
+stateful one (the emulator, Redis) dies, everything stops. Each child's pid is written
+to ``<log dir>/<name>.pid`` while it runs.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
+MAX_RESTARTS = 5
+"""A child that keeps dying is a bug to look at, not to hide."""
 GRACE_SECONDS = 35.0
 """Longer than the engine's own 30 s shutdown, so a clean stop is never cut short."""
 
@@ -32,7 +37,9 @@ class Child:
     ready: Callable[[], bool]
     env: dict[str, str] = field(default_factory=dict)
     log: Path | None = None
+    restart: bool = False
     process: subprocess.Popen[bytes] | None = None
+    restarts: int = 0
 
 
 def port_open(port: int, host: str = "127.0.0.1") -> bool:
@@ -53,6 +60,16 @@ def http_ok(url: str) -> Callable[[], bool]:
             return False
 
     return check
+
+
+def redis_ping(port: int, host: str = "127.0.0.1") -> bool:
+    """True when a Redis server on ``host:port`` answers PING with PONG."""
+    try:
+        with socket.create_connection((host, port), timeout=0.5) as conn:
+            conn.sendall(b"PING\r\n")
+            return conn.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
 
 
 def free_port() -> int:
@@ -76,6 +93,10 @@ class Supervisor:
 
     def start(self, child: Child, timeout: float = 60.0) -> None:
         """Start ``child`` and wait until it is ready (or raise ``StartupFailed``)."""
+        self.children.append(child)
+        self._launch(child, timeout)
+
+    def _launch(self, child: Child, timeout: float) -> None:
         output = child.log.open("ab") if child.log else subprocess.DEVNULL
         child.process = subprocess.Popen(  # noqa: S603 - argv built by the stack, no shell
             list(child.argv),
@@ -85,7 +106,8 @@ class Supervisor:
             stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
-        self.children.append(child)
+        if child.log:
+            child.log.with_suffix(".pid").write_text(f"{child.process.pid}\n")
         deadline = time.monotonic() + timeout
         while not child.ready():
             if child.process.poll() is not None:
@@ -105,14 +127,29 @@ class Supervisor:
         try:
             while not received:
                 for child in self.children:
-                    if child.process is not None and child.process.poll() is not None:
-                        self._say(f"{child.name} exited (code {child.process.returncode})")
+                    exited = child.process is not None and child.process.poll() is not None
+                    if exited and not self._revive(child):
                         return 1
                 time.sleep(0.2)
             return 0
         finally:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
+
+    def _revive(self, child: Child) -> bool:
+        """Restart a restartable child that exited; False when the stack must stop."""
+        code = child.process.returncode if child.process is not None else None
+        self._say(f"{child.name} exited (code {code})")
+        if not child.restart or child.restarts >= MAX_RESTARTS:
+            return False
+        child.restarts += 1
+        try:
+            self._launch(child, timeout=60.0)
+        except StartupFailed as exc:
+            self._say(f"{child.name} could not be restarted: {exc}")
+            return False
+        self._say(f"restarted {child.name} (restart {child.restarts} of {MAX_RESTARTS})")
+        return True
 
     def stop(self) -> None:
         """SIGTERM each child's process group, newest first; SIGKILL what outlives the grace."""

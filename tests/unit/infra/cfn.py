@@ -19,7 +19,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Final
 
-import yaml
+from kyperian.local.templates import load_yaml
 
 REPO_ROOT: Final = Path(__file__).resolve().parents[3]
 TEMPLATE_DIR: Final = REPO_ROOT / "cloudformation"
@@ -58,66 +58,6 @@ class _NoValue:
 
 
 NO_VALUE: Final = _NoValue()
-
-_INTRINSIC_TAGS: Final = (
-    "Ref",
-    "Condition",
-    "Sub",
-    "GetAtt",
-    "ImportValue",
-    "If",
-    "Equals",
-    "Select",
-    "GetAZs",
-    "Join",
-    "Split",
-    "FindInMap",
-    "Not",
-    "And",
-    "Or",
-    "Base64",
-    "Cidr",
-)
-
-
-class CfnLoader(yaml.SafeLoader):
-    """A safe YAML loader that also reads CloudFormation's short-form intrinsic tags."""
-
-
-def _construct_intrinsic(loader: yaml.SafeLoader, tag_suffix: str, node: yaml.Node) -> Any:
-    key = tag_suffix if tag_suffix in {"Ref", "Condition"} else f"Fn::{tag_suffix}"
-    value: Any
-    if isinstance(node, yaml.ScalarNode):
-        value = loader.construct_scalar(node)
-        if tag_suffix == "GetAtt":
-            resource, _, attribute = str(value).partition(".")
-            value = [resource, attribute]
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    elif isinstance(node, yaml.MappingNode):
-        value = loader.construct_mapping(node, deep=True)
-    else:  # pragma: no cover - YAML has no fourth node kind
-        raise yaml.constructor.ConstructorError(None, None, f"unexpected node {node!r}")
-    return {key: value}
-
-
-def _register(tag_suffix: str) -> None:
-    def construct(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
-        return _construct_intrinsic(loader, tag_suffix, node)
-
-    CfnLoader.add_constructor(f"!{tag_suffix}", construct)
-
-
-for _tag in _INTRINSIC_TAGS:
-    _register(_tag)
-
-
-def load_yaml(text: str) -> dict[str, Any]:
-    """Parse one template's text into long-form data."""
-    data = yaml.load(text, Loader=CfnLoader)  # noqa: S506 - CfnLoader derives from SafeLoader
-    if not isinstance(data, dict):
-        raise TypeError("a template must be a mapping")
-    return data
 
 
 def template_names() -> list[str]:

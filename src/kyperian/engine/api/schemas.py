@@ -1,0 +1,44 @@
+"""Response bodies that are not domain models, so the OpenAPI document is complete."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from kyperian.domain.decisions import Decision
+from kyperian.domain.models import IsoTime, Signal
+
+
+class HealthReport(BaseModel):
+    """What the ALB (and an operator) sees at ``GET /health``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    status: Literal["ok", "degraded", "failing"]
+    """``degraded``: Redis is down and decisions come from the table; still healthy for the ALB."""
+    redis: Literal["ok", "unavailable"]
+    worker: str
+    """Worker state (RUNNING, STOPPED, FAILED...) or DISABLED when no queue is configured."""
+    worker_error: str | None = None
+    version: str
+
+
+class SignalsView(BaseModel):
+    """The fresh signals fusion would use for a symbol now, highest timeframe first."""
+
+    model_config = ConfigDict(frozen=True)
+
+    symbol: str
+    source: Literal["cache", "table"]
+    signals: list[Signal]
+
+
+class DecisionPage(BaseModel):
+    """A page of decisions, newest first; pass ``next_before`` as ``before`` for the next page."""
+
+    model_config = ConfigDict(frozen=True)
+
+    symbol: str
+    decisions: list[Decision]
+    next_before: IsoTime | None = None
