@@ -54,10 +54,10 @@ def _worker(settings: Settings, processor: SignalProcessor) -> QueueWorker | Non
         logger.warning("SQS worker disabled: no KYPERIAN_SIGNAL_QUEUE_URL or worker_enabled=false")
         return None
     # A long poll holds the connection open for wait_seconds: the read timeout must outlast it.
-    polling = settings.model_copy(
-        update={"aws_read_timeout": settings.worker_wait_seconds + _POLL_MARGIN_SECONDS}
+    read_timeout = settings.worker_wait_seconds + _POLL_MARGIN_SECONDS
+    queue = SqsWorkQueue(
+        settings.signal_queue_url, make_client("sqs", settings, read_timeout=read_timeout)
     )
-    queue = SqsWorkQueue(settings.signal_queue_url, make_client("sqs", polling))
     return QueueWorker(
         queue,
         processor,

@@ -35,12 +35,16 @@ _OPERATIONAL_CODES = frozenset(
 )
 
 
-def make_client(service: str, settings: Settings) -> Any:
-    """A boto3 client for ``service`` configured from settings (endpoint, region, timeouts)."""
+def make_client(service: str, settings: Settings, read_timeout: float | None = None) -> Any:
+    """A boto3 client for ``service`` configured from settings (endpoint, region, timeouts).
+
+    ``read_timeout`` overrides the setting for calls that hold the connection open on
+    purpose, such as an SQS long poll.
+    """
     config = Config(
         region_name=settings.aws_region,
         connect_timeout=settings.aws_connect_timeout,
-        read_timeout=settings.aws_read_timeout,
+        read_timeout=settings.aws_read_timeout if read_timeout is None else read_timeout,
         retries={"mode": "standard", "max_attempts": settings.aws_max_attempts},
         max_pool_connections=20,
     )
