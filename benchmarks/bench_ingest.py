@@ -40,6 +40,7 @@ from kyperian.ingest.parse import (
     pop_passphrase,
     read_json_object,
 )
+from kyperian.local.resources import SERVICES
 from kyperian.settings import Settings, get_settings
 
 from .timing import measure
@@ -155,9 +156,7 @@ def bench_handler_in_memory(settings: Settings) -> None:
 def bench_handler_moto() -> None:
     with mock_aws():
         session: Any = boto3.session.Session(region_name="us-east-1")
-        clients = {
-            n: session.client(n) for n in ("dynamodb", "events", "sqs", "secretsmanager", "logs")
-        }
+        clients = {name: session.client(name) for name in SERVICES}
         resources = create_ingest_resources(clients, environment="bench")
         clients["secretsmanager"].put_secret_value(SecretId=resources.secret_id, SecretString=KEY)
         os.environ["KYPERIAN_ENVIRONMENT"] = "bench"

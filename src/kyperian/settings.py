@@ -73,6 +73,8 @@ class Settings(BaseSettings):
     """Gateway stage throttle: sustained requests per second (the specification's 50)."""
     throttle_burst: int = Field(default=100, ge=1)
     """Gateway stage throttle: burst (the specification's 100)."""
+    gateway_instances: int = Field(default=4, ge=1, le=32)
+    """Local gateway: warm handler processes, each serving one request at a time."""
 
     # --- engine ---
     redis_host: str = "127.0.0.1"

@@ -59,7 +59,9 @@ def _wait_for_line(process: subprocess.Popen[str], marker: str, output: list[str
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """GIVEN the whole system started as `kyperian up` on free ports."""
-    ports = [free_port() for _ in range(3)]
+    ports: list[int] = []
+    for _ in range(3):
+        ports.append(free_port(avoid=ports))
     log_dir = tmp_path_factory.mktemp("stack")
     env = {
         **os.environ,

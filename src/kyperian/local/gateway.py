@@ -4,19 +4,22 @@ It turns each HTTP request on the three routes into the payload-format-2.0 event
 Gateway would send (stage-prefixed path, lower-cased headers, base64 for binary
 bodies), calls the real Lambda handler, and writes back its answer. It also applies
 the stage throttle of the specification (50 requests/s sustained, burst 100) with a
-token bucket, answering 429 as API Gateway does. Each function handles one request at a
-time, as one warm Lambda instance does (Powertools' logger and metrics keep per-invocation
-state that concurrent calls in one process would mix). Local use only.
+token bucket, answering 429 as API Gateway does. Requests run in a pool of worker
+processes, each a warm "Lambda instance" that handles one request at a time, as on AWS
+(Powertools' logger and metrics keep per-invocation state that threads would mix); the
+pool's size is ``KYPERIAN_GATEWAY_INSTANCES``. Local use only.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import multiprocessing
 import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
+from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
@@ -124,14 +127,19 @@ def build_event(
 class Gateway:
     """ASGI app: routes, throttle, event building, handler call."""
 
-    def __init__(self, stage: str, rate: float = 50, burst: int = 100) -> None:
+    def __init__(self, stage: str, rate: float = 50, burst: int = 100, instances: int = 4) -> None:
         self.stage = stage
         self.bucket = TokenBucket(rate, burst)
-        self._instances = {path: threading.Lock() for path in FUNCTION_NAMES}
+        self._instances = ProcessPoolExecutor(
+            max_workers=instances,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_warm_instance,
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             await _lifespan(receive, send)
+            self.close()
             return
         if scope["type"] != "http":
             return
@@ -157,14 +165,25 @@ class Gateway:
             self.stage,
             client[0],
         )
-        context = _Context(f"kyperian-{self.stage}-{FUNCTION_NAMES[path]}")
-        result = await asyncio.to_thread(self._invoke, path, event, context)
+        function_name = f"kyperian-{self.stage}-{FUNCTION_NAMES[path]}"
+        loop = asyncio.get_running_loop()
+        result = await loop.run_in_executor(self._instances, _invoke, function_name, event)
         await _respond(send, result)
 
-    def _invoke(self, path: str, event: dict[str, Any], context: _Context) -> dict[str, Any]:
-        with self._instances[path]:
-            answer: dict[str, Any] = handler.lambda_handler(event, context)
-            return answer
+    def close(self) -> None:
+        """Stop the instances (on the server's shutdown)."""
+        self._instances.shutdown(wait=True, cancel_futures=True)
+
+
+def _warm_instance() -> None:
+    """Cold start of one instance: import and wire the handler before the first request."""
+    handler.wiring()
+
+
+def _invoke(function_name: str, event: dict[str, Any]) -> dict[str, Any]:
+    """One invocation inside an instance process."""
+    answer: dict[str, Any] = handler.lambda_handler(event, _Context(function_name))
+    return answer
 
 
 def _headers(scope: Scope) -> dict[str, str]:
@@ -226,4 +245,9 @@ async def _lifespan(receive: Receive, send: Send) -> None:
 def create_app() -> Gateway:
     """uvicorn factory: the gateway for this environment's stage, throttled as configured."""
     settings = get_settings()
-    return Gateway(settings.environment, settings.throttle_rate, settings.throttle_burst)
+    return Gateway(
+        settings.environment,
+        settings.throttle_rate,
+        settings.throttle_burst,
+        settings.gateway_instances,
+    )

@@ -109,7 +109,8 @@ def start(settings: Settings, supervisor: Supervisor, log_dir: Path) -> StackInf
     api_key = given or secrets.token_urlsafe(30)
     resources = provision(_clients(endpoint), settings.environment, api_key)
     env = child_environment(settings, resources, endpoint)
-    redis_port = _start_redis(supervisor, log_dir)
+    promised = (settings.local_aws_port, settings.gateway_port, settings.engine_port)
+    redis_port = _start_redis(supervisor, log_dir, avoid=promised)
     env["KYPERIAN_REDIS_HOST"], env["KYPERIAN_REDIS_PORT"] = "127.0.0.1", str(redis_port)
     engine_url = _start_engine(settings, supervisor, env, log_dir)
     gateway_url = f"http://127.0.0.1:{settings.gateway_port}"
@@ -146,7 +147,7 @@ def start(settings: Settings, supervisor: Supervisor, log_dir: Path) -> StackInf
     return StackInfo(api_key, given is None, gateway_url, endpoint, resources, extra)
 
 
-def _start_redis(supervisor: Supervisor, log_dir: Path) -> int:
+def _start_redis(supervisor: Supervisor, log_dir: Path, avoid: tuple[int, ...]) -> int:
     """A real redis-server on a free port, with nothing persisted to disk."""
     binary = shutil.which("redis-server")
     if binary is None:
@@ -154,7 +155,7 @@ def _start_redis(supervisor: Supervisor, log_dir: Path) -> int:
             "redis-server is not installed: run `make redis` (Debian/Ubuntu as root), "
             "`sudo apt-get install redis-server`, or `brew install redis`"
         )
-    port = free_port()
+    port = free_port(avoid)
     argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
     supervisor.start(
         Child("redis-server", argv, lambda: redis_ping(port), log=log_dir / "redis.log")

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -72,11 +72,17 @@ def redis_ping(port: int, host: str = "127.0.0.1") -> bool:
         return False
 
 
-def free_port() -> int:
-    """A TCP port nobody listens on right now (the OS picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+def free_port(avoid: Collection[int] = ()) -> int:
+    """A TCP port nobody listens on right now (the OS picks it), other than ``avoid``.
+
+    ``avoid`` holds ports already promised to processes that have not bound them yet.
+    """
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = int(probe.getsockname()[1])
+        if port not in avoid:
+            return port
 
 
 class StartupFailed(RuntimeError):

@@ -31,6 +31,19 @@ ALARM_SLUGS = (
     "ecs-tasks-failing",
     "redis-memory",
     "dlq-not-empty",
+    "queue-age",
+    "signals-rejected",
+    "engine-degraded",
+)
+ALARMS = (
+    "HighLatencyAlarm",
+    "HighErrorRateAlarm",
+    "EcsTasksFailingAlarm",
+    "RedisMemoryAlarm",
+    "DlqNotEmptyAlarm",
+    "QueueAgeAlarm",
+    "SignalsRejectedAlarm",
+    "EngineDegradedAlarm",
 )
 TRADINGVIEW_IPS = {"52.89.214.238/32", "34.212.75.30/32", "54.218.53.128/32", "52.32.178.7/32"}
 
@@ -285,17 +298,7 @@ def function_rows() -> list[Requirement]:
 
 def alarm_rows() -> list[Requirement]:
     rows = []
-    for logical_id, slug in zip(
-        (
-            "HighLatencyAlarm",
-            "HighErrorRateAlarm",
-            "EcsTasksFailingAlarm",
-            "RedisMemoryAlarm",
-            "DlqNotEmptyAlarm",
-        ),
-        ALARM_SLUGS,
-        strict=True,
-    ):
+    for logical_id, slug in zip(ALARMS, ALARM_SLUGS, strict=True):
         where = props(logical_id)
         rows += [
             Requirement(
@@ -1192,7 +1195,64 @@ REQUIREMENTS: list[Requirement] = [
         ),
     ),
     Requirement(
-        "exactly the five alarms",
+        "queue age: oldest work-queue message > 300 s for 3 minutes",
+        "monitoring",
+        lambda body: (
+            metric_names(body, "QueueAgeAlarm"),
+            alarm_dimension_values(body, "QueueAgeAlarm", "QueueName"),
+            lookup(body, props("QueueAgeAlarm") + ".Statistic"),
+            lookup(body, props("QueueAgeAlarm") + ".Threshold"),
+            lookup(body, props("QueueAgeAlarm") + ".ComparisonOperator"),
+            lookup(body, props("QueueAgeAlarm") + ".Period"),
+            lookup(body, props("QueueAgeAlarm") + ".DatapointsToAlarm"),
+        ),
+        (
+            {("AWS/SQS", "ApproximateAgeOfOldestMessage")},
+            {"kyperian-production-signals"},
+            "Maximum",
+            300,
+            "GreaterThanThreshold",
+            60,
+            3,
+        ),
+    ),
+    Requirement(
+        "rejections spiking: > 10 % of webhook requests, at least 10, two 5-minute periods",
+        "monitoring",
+        lambda body: (
+            metric_names(body, "SignalsRejectedAlarm"),
+            alarm_dimension_values(body, "SignalsRejectedAlarm", "service"),
+            alarm_dimension_values(body, "SignalsRejectedAlarm", "environment"),
+            lookup(body, props("SignalsRejectedAlarm") + ".Threshold"),
+            lookup(body, props("SignalsRejectedAlarm") + ".DatapointsToAlarm"),
+            lookup(
+                body, props("SignalsRejectedAlarm") + ".Metrics[Id=share].Expression"
+            ).startswith("IF(rejected >= 10, 100 * rejected / "),
+        ),
+        (
+            {("Kyperian", "SignalsRejected"), ("Kyperian", "SignalsAccepted")},
+            {"signal-validator", "mtf-handler"},
+            {"production"},
+            10,
+            2,
+            True,
+        ),
+    ),
+    Requirement(
+        "engine degraded: decisions without Redis in 3 of 5 minutes",
+        "monitoring",
+        lambda body: (
+            metric_names(body, "EngineDegradedAlarm"),
+            alarm_dimension_values(body, "EngineDegradedAlarm", "service"),
+            alarm_dimension_values(body, "EngineDegradedAlarm", "environment"),
+            lookup(body, props("EngineDegradedAlarm") + ".Threshold"),
+            lookup(body, props("EngineDegradedAlarm") + ".DatapointsToAlarm"),
+            lookup(body, props("EngineDegradedAlarm") + ".EvaluationPeriods"),
+        ),
+        ({("Kyperian", "DegradedMode")}, {"engine"}, {"production"}, 0, 3, 5),
+    ),
+    Requirement(
+        "exactly the eight alarms",
         "monitoring",
         of_type("AWS::CloudWatch::Alarm", lambda p: p["AlarmName"]),
         {
@@ -1201,7 +1261,28 @@ REQUIREMENTS: list[Requirement] = [
             "EcsTasksFailingAlarm": "kyperian-production-ecs-tasks-failing",
             "RedisMemoryAlarm": "kyperian-production-redis-memory",
             "DlqNotEmptyAlarm": "kyperian-production-dlq-not-empty",
+            "QueueAgeAlarm": "kyperian-production-queue-age",
+            "SignalsRejectedAlarm": "kyperian-production-signals-rejected",
+            "EngineDegradedAlarm": "kyperian-production-engine-degraded",
         },
+    ),
+    Requirement(
+        "rollback triggers: the five flagged alarms (CloudFormation takes five at most)",
+        "monitoring",
+        lambda body: sorted(
+            logical_id
+            for logical_id, resource in body["Resources"].items()
+            if resource.get("Metadata", {}).get("Kyperian", {}).get("RollbackTrigger") is True
+        ),
+        sorted(
+            [
+                "HighLatencyAlarm",
+                "HighErrorRateAlarm",
+                "EcsTasksFailingAlarm",
+                "RedisMemoryAlarm",
+                "DlqNotEmptyAlarm",
+            ]
+        ),
     ),
     Requirement(
         "no dashboard bodies in templates (dashboards/*.json is the source)",
@@ -1224,18 +1305,29 @@ REQUIREMENTS: list[Requirement] = [
         ("kyperian-production-engine", True, "IMMUTABLE"),
     ),
     Requirement(
-        "deploy role trusts only the repository's main branch and environment",
+        "production deploy role trusts only the approved production environment",
         "cicd",
         props("DeployRole") + ".AssumeRolePolicyDocument.Statement[0].Condition",
         {
             "StringEquals": {"token.actions.githubusercontent.com:aud": "sts.amazonaws.com"},
             "StringLike": {
                 "token.actions.githubusercontent.com:sub": [
-                    "repo:kyperian/kyperian:ref:refs/heads/main",
                     "repo:kyperian/kyperian:environment:production",
                 ]
             },
         },
+    ),
+    Requirement(
+        "staging deploy role also trusts main, whose build job pushes the image",
+        "cicd",
+        props("DeployRole") + ".AssumeRolePolicyDocument.Statement[0].Condition.StringLike",
+        {
+            "token.actions.githubusercontent.com:sub": [
+                "repo:kyperian/kyperian:environment:staging",
+                "repo:kyperian/kyperian:ref:refs/heads/main",
+            ]
+        },
+        parameter_file="staging",
     ),
     Requirement(
         "GitHub OIDC provider created once (staging stack)",
