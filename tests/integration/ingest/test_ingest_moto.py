@@ -7,9 +7,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
-from kyperian.adapters.aws.dynamodb import item_to_signal
+from kyperian.adapters.aws.dynamodb import DynamoSignalStore, item_to_signal
+from kyperian.domain.errors import TemporaryError
 from kyperian.ingest import handler
+from kyperian.ingest.parse import ArrivalWindow, parse_mtf_alert
 from tests.aws_resources import API_KEY
 from tests.conftest import FakeLambdaContext, IngestStack, rewire
 from tests.events.load import http_event
@@ -193,3 +196,47 @@ def test_retry_after_a_failed_publish_is_accepted_once(
     assert (status, answer["duplicate"]) == (202, False)
     assert len(rows(ingest_stack)) == 1
     assert [e["detail"]["signal_id"] for e in queued(ingest_stack)] == [answer["signal_id"]]
+
+
+class _FailingNthPut:
+    """The real (moto) client, except that put number ``n`` is refused as throttled."""
+
+    def __init__(self, client: Any, n: int) -> None:
+        self._client = client
+        self._n = n
+        self._puts = 0
+
+    def put_item(self, **kwargs: Any) -> Any:
+        self._puts += 1
+        if self._puts == self._n:
+            raise ClientError(
+                {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow"}},
+                "PutItem",
+            )
+        return self._client.put_item(**kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+
+def test_a_failed_put_in_a_batch_undoes_the_batch(ingest_stack: IngestStack) -> None:
+    # GIVEN three signals of one MTF alert, and a table that refuses the third write
+    window = ArrivalWindow.at(datetime.now(UTC), 7, 300)
+    signals = parse_mtf_alert(
+        {
+            "symbol": "AAPL",
+            "source": "ai",
+            "signals": [{"timeframe": tf, "action": "buy"} for tf in ("1W", "1D", "4h")],
+        },
+        window,
+    )
+    dynamodb = ingest_stack.clients["dynamodb"]
+    store = DynamoSignalStore(ingest_stack.resources.table, _FailingNthPut(dynamodb, 3))
+    # WHEN they are stored together
+    with pytest.raises(TemporaryError):
+        store.add_all(signals)
+    # THEN nothing is left half-stored, and a retry stores all three
+    assert rows(ingest_stack) == []
+    retry = DynamoSignalStore(ingest_stack.resources.table, dynamodb)
+    assert retry.add_all(signals) == set()
+    assert len(rows(ingest_stack)) == 3

@@ -10,13 +10,14 @@ and nowhere else: the engine reads signals back through ``item_to_signal``.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from kyperian.adapters.aws.clients import classify, error_code
-from kyperian.domain.errors import DuplicateSignal, TemporaryError
+from kyperian.domain.errors import DuplicateSignal, KyperianError, TemporaryError
 from kyperian.domain.models import Signal, iso_utc
 from kyperian.domain.ports import SignalStore
 
@@ -109,46 +110,27 @@ class DynamoSignalStore(SignalStore):
             raise classify(exc, "storing the signal") from exc
 
     def add_all(self, signals: Sequence[Signal]) -> set[str]:
-        """One transaction for the batch; duplicates are dropped and the rest retried once."""
-        pending = list(signals)
-        duplicates: set[str] = set()
-        for _ in range(2):
-            if not pending:
-                return duplicates
-            found = self._transact_put(pending)
-            if found is None:
-                return duplicates
-            duplicates |= {pending[i].signal_id for i in found}
-            pending = [s for i, s in enumerate(pending) if i not in found]
-        if pending:
-            raise TemporaryError("storing the signals failed: transaction kept conflicting")
-        return duplicates
+        """Conditional puts, one per signal; if one fails, the ones this call stored are undone.
 
-    def _transact_put(self, signals: Sequence[Signal]) -> set[int] | None:
-        """Write all or none; on cancellation return the indexes that already exist."""
-        puts = [
-            {
-                "Put": {
-                    "TableName": self.table_name,
-                    "Item": signal_to_item(signal),
-                    "ConditionExpression": _NOT_STORED_YET,
-                }
-            }
-            for signal in signals
-        ]
+        Conditional puts rather than ``TransactWriteItems``: a transaction costs twice the
+        write units, and the undo gives the same all-or-nothing answer to the caller. A failed
+        undo leaves rows that a retried delivery sees as duplicates and publishes again.
+        """
+        stored: list[Signal] = []
+        duplicates: set[str] = set()
         try:
-            self._client.transact_write_items(TransactItems=puts)
-        except ClientError as exc:
-            if error_code(exc) != "TransactionCanceledException":
-                raise classify(exc, "storing the signals") from exc
-            codes = [r.get("Code", "None") for r in exc.response.get("CancellationReasons", [])]
-            existing = {i for i, code in enumerate(codes) if code == "ConditionalCheckFailed"}
-            if not existing or any(c not in {"None", "ConditionalCheckFailed"} for c in codes):
-                raise TemporaryError(f"storing the signals failed: cancelled ({codes})") from exc
-            return existing
-        except BotoCoreError as exc:
-            raise classify(exc, "storing the signals") from exc
-        return None
+            for signal in signals:
+                try:
+                    self.add(signal)
+                except DuplicateSignal:
+                    duplicates.add(signal.signal_id)
+                else:
+                    stored.append(signal)
+        except KyperianError:
+            with contextlib.suppress(KyperianError):
+                self.remove(stored)
+            raise
+        return duplicates
 
     def remove(self, signals: Sequence[Signal]) -> None:
         for signal in signals:
