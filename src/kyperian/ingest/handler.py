@@ -51,6 +51,7 @@ from kyperian.ingest.parse import (
 from kyperian.settings import Settings, get_settings
 
 METRICS_NAMESPACE = "Kyperian"
+_LOGGED_PROBLEMS = 10
 
 logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", "signal-validator"))
 metrics = Metrics(namespace=METRICS_NAMESPACE)
@@ -282,10 +283,16 @@ def _probe(name: str, check: Callable[[], object]) -> str:
 def _rejected(exc: RequestRejected) -> Response[str]:
     metrics.add_metric(name="SignalsRejected", unit=MetricUnit.Count, value=1)
     _count_by("SignalsRejected", "reason", exc.code, wiring().settings)
-    logger.info("request rejected", extra={"reason": exc.code, "problems": len(exc.problems)})
+    details = [{"field": p.field, "reason": p.reason} for p in exc.problems]
+    # Field and reason only (never the body; the passphrase is gone before validation), so
+    # on-call can see why a sender's alerts are refused without asking for a sample.
+    logger.info(
+        "request rejected",
+        extra={"reason": exc.code, "problems": details[:_LOGGED_PROBLEMS]},
+    )
     body: dict[str, Any] = {"error": exc.code, "message": exc.message}
-    if exc.problems:
-        body["details"] = [{"field": p.field, "reason": p.reason} for p in exc.problems]
+    if details:
+        body["details"] = details
     return _json(exc.status, body)
 
 

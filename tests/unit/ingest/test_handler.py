@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -16,6 +18,16 @@ from tests.conftest import FakeLambdaContext, IngestStack, rewire
 from tests.events.load import http_event
 
 CTX = FakeLambdaContext()
+
+
+@pytest.fixture
+def logged() -> Iterator[io.StringIO]:
+    """What the handler's logger writes (it holds the stdout of import time, not capsys's)."""
+    sink = io.StringIO()
+    stream_handler: Any = handler.logger.registered_handler
+    previous = stream_handler.setStream(sink)
+    yield sink
+    stream_handler.setStream(previous)
 
 
 def call(event: dict[str, Any]) -> tuple[int, dict[str, Any]]:
@@ -207,14 +219,15 @@ def test_secret_unreadable_is_503_not_401(ingest_stack: IngestStack) -> None:
 
 
 def test_passphrase_is_never_logged(
-    ingest_stack: IngestStack, capsys: pytest.CaptureFixture[str]
+    ingest_stack: IngestStack, logged: io.StringIO, capsys: pytest.CaptureFixture[str]
 ) -> None:
     call(http_event(body=alert()))
     call(http_event(body=alert(action="hold")))
     call(http_event(body=alert(passphrase="wrong-guess")))
-    out = capsys.readouterr()
-    assert API_KEY not in out.out + out.err
-    assert "wrong-guess" not in out.out + out.err
+    out = logged.getvalue() + capsys.readouterr().out
+    assert "signals accepted" in out  # the log is really captured
+    assert API_KEY not in out
+    assert "wrong-guess" not in out
 
 
 bodies = st.one_of(
@@ -267,3 +280,17 @@ def test_no_input_makes_the_handler_answer_5xx(
     status, answer = call(event)
     assert status in {202, 400, 401, 413, 415}
     assert "Traceback" not in json.dumps(answer)
+
+
+def test_rejections_log_field_and_reason_but_never_the_key(
+    ingest_stack: IngestStack, logged: io.StringIO
+) -> None:
+    # GIVEN an authenticated alert with a bad timeframe
+    call(http_event(body=alert(timeframe="120")))
+    # THEN the log says which field and why, and carries no key
+    lines = [json.loads(line) for line in logged.getvalue().splitlines()]
+    (rejected,) = [line for line in lines if line.get("message") == "request rejected"]
+    assert rejected["reason"] == "validation_failed"
+    assert rejected["problems"][0]["field"] == "timeframe"
+    assert "120" in rejected["problems"][0]["reason"]
+    assert API_KEY not in json.dumps(lines)
