@@ -31,7 +31,6 @@ import json
 import os
 import secrets
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -54,7 +53,7 @@ from botocore.validate import ParamValidator
 
 from kyperian.client import Answer, Unreachable, request
 from kyperian.domain.models import Signal
-from kyperian.local.supervisor import free_port
+from kyperian.local.launcher import running_stack
 
 if __package__ in (None, ""):  # run as a file (python scripts/drill.py): make `scripts` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -75,7 +74,6 @@ ENVIRONMENT: Final = "local"
 REGION: Final = "us-east-1"
 SECRET_MAX_AGE: Final = 5.0
 """The local stack's KYPERIAN_SECRET_MAX_AGE_SECONDS."""
-START_TIMEOUT: Final = 120.0
 SECRET_NAMES: Final = ("KEY", "SECRET", "PREVIOUS", "TOKEN", "PASSWORD")
 
 
@@ -550,63 +548,17 @@ DRILLS: Final[dict[str, tuple[str, Callable[[Shell, Stack], str]]]] = {
 @contextmanager
 def local_stack(say: Callable[[str], None]) -> Iterator[Stack]:
     """``kyperian up`` in a subprocess on free ports; stopped with Ctrl-C (SIGINT) at the end."""
-    ports = [free_port() for _ in range(3)]
-    key = secrets.token_urlsafe(30)
     log_dir = Path(tempfile.mkdtemp(prefix="kyperian-drill-"))
-    env = {
-        **os.environ,
-        "KYPERIAN_API_KEY": key,
-        "KYPERIAN_LOCAL_AWS_PORT": str(ports[0]),
-        "KYPERIAN_GATEWAY_PORT": str(ports[1]),
-        "KYPERIAN_ENGINE_PORT": str(ports[2]),
-        "POWERTOOLS_METRICS_DISABLED": "true",
-    }
     say(f"starting the local stack (logs in {log_dir})")
-    process = subprocess.Popen(  # noqa: S603 - our own CLI, fixed argv
-        [sys.executable, "-m", "kyperian.cli", "up", "--log-dir", str(log_dir)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        redis_port = _wait_ready(process)
+    with running_stack(secrets.token_urlsafe(30), log_dir) as running:
         yield Stack(
-            aws_endpoint=f"http://127.0.0.1:{ports[0]}",
-            gateway=f"http://127.0.0.1:{ports[1]}",
-            engine=f"http://127.0.0.1:{ports[2]}",
-            redis_port=redis_port,
-            api_key=key,
+            aws_endpoint=running.aws_endpoint,
+            gateway=running.gateway,
+            engine=running.engine,
+            redis_port=running.redis_port,
+            api_key=running.api_key,
         )
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                process.kill()
-        say("local stack stopped")
-
-
-def _wait_ready(process: subprocess.Popen[str]) -> int:
-    """Read ``kyperian up``'s banner until it is ready; return the redis-server port."""
-    if process.stdout is None:
-        raise RuntimeError("the stack's output is not captured")
-    output: list[str] = []
-    redis_port: int | None = None
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if not line and process.poll() is not None:
-            break
-        output.append(line)
-        if "redis-server" in line and "127.0.0.1:" in line:
-            redis_port = int(line.rsplit(":", 1)[-1])
-        if "ready; Ctrl-C stops everything" in line:
-            if redis_port is None:
-                break
-            return redis_port
-    raise RuntimeError("the local stack did not start:\n" + "".join(output))
+    say("local stack stopped")
 
 
 # --- command line -------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from typing import Any
 
 from kyperian.client import Answer, Unreachable, api_key, remember_key, request, symbol_path
 from kyperian.local import stack
+from kyperian.local.launcher import READY_LINE
 from kyperian.local.stack import StackInfo
 from kyperian.local.supervisor import StartupFailed, Supervisor
 from kyperian.settings import get_settings
@@ -79,7 +80,7 @@ def _print_banner(info: StackInfo, log_dir: str) -> None:
         f"  curl -s -X POST {info.gateway_url}/webhook -H 'Content-Type: application/json' \\",
         f"       -d {shlex.quote(body)}",
         "  kyperian send AAPL buy 4h",
-        "ready; Ctrl-C stops everything",
+        READY_LINE,
     ]
     for line in lines:
         print(f"kyperian: {line}", flush=True)

@@ -8,91 +8,39 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from kyperian.client import Answer, Unreachable, request
-from kyperian.local.supervisor import free_port, port_open
+from kyperian.local.launcher import RunningStack, StackDidNotStart, launch
+from kyperian.local.supervisor import port_open
 
 pytestmark = pytest.mark.e2e
 
 API_KEY = "e2e-key-0123456789abcdefghijklmnopqrstuv"
-START_TIMEOUT = 90.0
 
 
-@dataclass
-class Stack:
-    process: subprocess.Popen[str]
-    gateway: str
-    engine: str
-    ports: list[int]
-    log_dir: Path
-    output: list[str]
-
-    def post(self, path: str, body: dict[str, Any]) -> Answer:
-        return request("POST", f"{self.gateway}{path}", {"passphrase": API_KEY, **body})
-
-    def pids(self) -> dict[str, int]:
-        return {p.stem: int(p.read_text()) for p in self.log_dir.glob("*.pid")}
-
-
-def _wait_for_line(process: subprocess.Popen[str], marker: str, output: list[str]) -> None:
-    assert process.stdout is not None
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if not line and process.poll() is not None:
-            break
-        output.append(line)
-        if marker in line:
-            return
-    pytest.fail("stack did not start:\n" + "".join(output))
+Stack = RunningStack
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """GIVEN the whole system started as `kyperian up` on free ports."""
-    ports: list[int] = []
-    for _ in range(3):
-        ports.append(free_port(avoid=ports))
-    log_dir = tmp_path_factory.mktemp("stack")
-    env = {
-        **os.environ,
-        "KYPERIAN_API_KEY": API_KEY,
-        "KYPERIAN_LOCAL_AWS_PORT": str(ports[0]),
-        "KYPERIAN_GATEWAY_PORT": str(ports[1]),
-        "KYPERIAN_ENGINE_PORT": str(ports[2]),
-        "POWERTOOLS_METRICS_DISABLED": "true",
-    }
-    process = subprocess.Popen(  # noqa: S603 - our own CLI, fixed argv
-        [sys.executable, "-m", "kyperian.cli", "up", "--log-dir", str(log_dir)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    output: list[str] = []
     try:
-        _wait_for_line(process, "ready; Ctrl-C stops everything", output)
-        yield Stack(
-            process,
-            f"http://127.0.0.1:{ports[1]}",
-            f"http://127.0.0.1:{ports[2]}",
-            ports,
-            log_dir,
-            output,
-        )
+        started = launch(API_KEY, tmp_path_factory.mktemp("stack"))
+    except StackDidNotStart as exc:
+        pytest.fail(str(exc))
+    try:
+        yield started
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-            process.wait(timeout=60)
+        started.stop()
+
+
+def _post(stack: Stack, path: str, body: dict[str, Any]) -> Answer:
+    return request("POST", f"{stack.gateway}{path}", {"passphrase": API_KEY, **body})
 
 
 def _decision_for(stack: Stack, symbol: str, trigger: str, timeout: float = 30.0) -> dict[str, Any]:
@@ -120,9 +68,9 @@ def _accepted(answer: Answer) -> str:
 def test_aligned_buys_give_a_buy_decision_with_a_size(stack: Stack) -> None:
     # WHEN 1W BUY, 1D BUY and 4h STRONG_BUY arrive for one symbol
     base = {"symbol": "NASDAQ:E2EA", "source": "luxalgo", "price": 100.0, "confidence": 80}
-    _accepted(stack.post("/webhook", {**base, "action": "buy", "timeframe": "1W"}))
-    _accepted(stack.post("/webhook", {**base, "action": "buy", "timeframe": "D"}))
-    last = _accepted(stack.post("/webhook", {**base, "action": "strong_buy", "timeframe": "240"}))
+    _accepted(_post(stack, "/webhook", {**base, "action": "buy", "timeframe": "1W"}))
+    _accepted(_post(stack, "/webhook", {**base, "action": "buy", "timeframe": "D"}))
+    last = _accepted(_post(stack, "/webhook", {**base, "action": "strong_buy", "timeframe": "240"}))
     # THEN the engine decides to buy, unvetoed, with a positive size
     decision = _decision_for(stack, "E2EA", last)
     assert decision["action"] in {"BUY", "STRONG_BUY"}
@@ -133,8 +81,8 @@ def test_aligned_buys_give_a_buy_decision_with_a_size(stack: Stack) -> None:
 def test_weekly_sell_vetoes_a_4h_buy_with_its_reason(stack: Stack) -> None:
     # WHEN a 1W SELL is followed by a 4h BUY
     base = {"symbol": "E2EB", "source": "technicals", "price": 50.0, "confidence": 80}
-    _accepted(stack.post("/webhook", {**base, "action": "sell", "timeframe": "1W"}))
-    last = _accepted(stack.post("/webhook", {**base, "action": "buy", "timeframe": "4h"}))
+    _accepted(_post(stack, "/webhook", {**base, "action": "sell", "timeframe": "1W"}))
+    last = _accepted(_post(stack, "/webhook", {**base, "action": "buy", "timeframe": "4h"}))
     # THEN the decision is vetoed, says why, and has no size
     decision = _decision_for(stack, "E2EB", last)
     assert decision["position_size"] == 0
@@ -144,7 +92,7 @@ def test_weekly_sell_vetoes_a_4h_buy_with_its_reason(stack: Stack) -> None:
 
 
 def test_bad_input_gets_the_documented_4xx(stack: Stack) -> None:
-    bad = stack.post("/webhook", {"symbol": "E2EC", "action": "hold", "timeframe": "120"})
+    bad = _post(stack, "/webhook", {"symbol": "E2EC", "action": "hold", "timeframe": "120"})
     assert bad.status == 400
     assert {d["field"] for d in bad.body["details"]} == {"action", "timeframe", "source"}
     unauthorized = request("POST", f"{stack.gateway}/webhook", {"symbol": "E2EC"})
@@ -157,12 +105,12 @@ def test_a_restarted_engine_loses_no_accepted_signal(stack: Stack) -> None:
     engine_pid = stack.pids()["engine"]
     os.kill(engine_pid, signal.SIGTERM)
     deadline = time.monotonic() + 40
-    while port_open(stack.ports[2]) and time.monotonic() < deadline:
+    while port_open(stack.engine_port) and time.monotonic() < deadline:
         time.sleep(0.1)
     # WHEN alerts are accepted while it is down
     base = {"symbol": "E2ED", "source": "momentum", "price": 10.0, "confidence": 90}
-    _accepted(stack.post("/webhook", {**base, "action": "buy", "timeframe": "1D"}))
-    last = _accepted(stack.post("/webhook", {**base, "action": "buy", "timeframe": "4h"}))
+    _accepted(_post(stack, "/webhook", {**base, "action": "buy", "timeframe": "1D"}))
+    last = _accepted(_post(stack, "/webhook", {**base, "action": "buy", "timeframe": "4h"}))
     # THEN the supervisor brings the engine back and it decides on both signals
     decision = _decision_for(stack, "E2ED", last, timeout=60)
     assert stack.pids()["engine"] != engine_pid
@@ -172,11 +120,10 @@ def test_a_restarted_engine_loses_no_accepted_signal(stack: Stack) -> None:
 def test_ctrl_c_leaves_no_process_behind(stack: Stack) -> None:
     # WHEN the user presses Ctrl-C
     pids = stack.pids()
-    stack.process.send_signal(signal.SIGINT)
     # THEN the command exits, every child is gone and every port is free
-    assert stack.process.wait(timeout=60) == 0
+    assert stack.stop() == 0
     for name, pid in pids.items():
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
         assert name
-    assert not any(port_open(port) for port in stack.ports)
+    assert not any(port_open(p) for p in (stack.aws_port, stack.gateway_port, stack.engine_port))
