@@ -1062,6 +1062,23 @@ REQUIREMENTS: list[Requirement] = [
         {"Ref": "GreenTargetGroup"},
     ),
     Requirement(
+        "blue/green has a test listener rule, reached by header, evaluated before production",
+        "compute",
+        lambda body: (
+            lookup(body, props("Service") + ".LoadBalancers[0].AdvancedConfiguration")[
+                "TestListenerRule"
+            ],
+            lookup(body, props("TestListenerRule") + ".Conditions[0].HttpHeaderConfig"),
+            lookup(body, props("TestListenerRule") + ".Priority")
+            < lookup(body, props("ProductionListenerRule") + ".Priority"),
+        ),
+        (
+            {"Ref": "TestListenerRule"},
+            {"HttpHeaderName": "X-Kyperian-Test", "Values": ["green"]},
+            True,
+        ),
+    ),
+    Requirement(
         "deployment alarms exist in monitoring.yaml",
         "compute",
         props("Service") + ".DeploymentConfiguration.Alarms.AlarmNames",
