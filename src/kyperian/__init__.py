@@ -1,10 +1,7 @@
 """Kyperian: TradingView alerts turned into audited, multi-timeframe trading decisions."""
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("kyperian")
-except PackageNotFoundError:  # running from a source tree without an install
-    __version__ = "0.0.0+source"
+__version__ = "0.1.0"
+"""The single source of the version (pyproject reads it); a constant, not package metadata,
+because importlib.metadata costs the Lambda ~30 ms of cold start."""
 
 __all__ = ["__version__"]
