@@ -21,7 +21,7 @@ install: .venv/.installed ## create .venv with the locked dependencies
 redis: ## make sure a redis-server binary is available (tests start their own)
 	@scripts/ensure-redis.sh
 
-run: install ## start the whole system locally (foreground; Ctrl-C stops it)
+run: install redis ## start the whole system locally (foreground; Ctrl-C stops it)
 	$(RUN) kyperian up
 
 lint: install lint-workflows lint-docker ## ruff, formatting, mypy --strict, cfn-lint + checkov, actionlint, hadolint
