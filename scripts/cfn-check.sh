@@ -16,30 +16,9 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
 venv=".venv-scan"
-lock="tools/scan-requirements.txt"
-stamp="$venv/.lock-sha256"
-
-if [[ ! -f "$lock" ]]; then
-    echo "cfn-check: missing $lock" >&2
-    exit 2
-fi
-
-# uv on PATH, else the module the Makefile installs (python3 -m uv).
-if command -v uv >/dev/null 2>&1; then
-    uv=(uv)
-else
-    uv=(python3 -m uv)
-fi
-
-lock_hash="$(sha256sum "$lock" | cut -d' ' -f1)"
-if [[ ! -x "$venv/bin/python" ]]; then
-    "${uv[@]}" venv --quiet --python 3.11 "$venv"
-fi
-if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$lock_hash" ]]; then
-    echo "cfn-check: syncing $venv from $lock"
-    VIRTUAL_ENV="$root/$venv" "${uv[@]}" pip sync --quiet --require-hashes "$lock"
-    echo "$lock_hash" >"$stamp"
-fi
+# shellcheck source=scripts/lint-env.sh
+source "$root/scripts/lint-env.sh"
+ensure_tool_venv "$venv" tools/scan-requirements.txt
 
 shopt -s nullglob
 templates=(cloudformation/*.yaml)

@@ -4,8 +4,8 @@
 #   ensure_tool_venv .venv-lint tools/lint-requirements.txt
 #
 # Tool environments stay apart from the project's .venv (checkov pins urllib3 1.x, which breaks
-# locust). A venv is (re)synced only when its lock changed since the last sync; the stamp
-# format is the one scripts/cfn-check.sh writes, so both scripts share .venv-scan.
+# locust). A venv is (re)synced only when its lock changed since the last sync (a sha256 stamp
+# in the venv). scripts/cfn-check.sh uses it for .venv-scan, the other linters for theirs.
 ensure_tool_venv() {
     local venv="$1" lock="$2" stamp lock_hash uv_cmd
     stamp="$venv/.lock-sha256"
