@@ -30,7 +30,7 @@ from tests.events.load import http_event
 
 from kyperian.domain.errors import DuplicateSignal
 from kyperian.domain.models import Signal
-from kyperian.domain.ports import SecretSource, SignalPublisher, SignalStore
+from kyperian.domain.ports import PreviousSecret, SecretSource, SignalPublisher, SignalStore
 from kyperian.ingest import handler
 from kyperian.ingest.parse import (
     ArrivalWindow,
@@ -98,6 +98,9 @@ class _MemoryPublisher(SignalPublisher):
 class _FixedSecret(SecretSource):
     def get(self, secret_id: str) -> str:
         return KEY
+
+    def previous(self, secret_id: str) -> PreviousSecret | None:
+        return None
 
 
 @contextlib.contextmanager

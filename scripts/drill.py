@@ -484,17 +484,23 @@ def drill_key(shell: Shell, stack: Stack) -> str:
     new = shell.variables["NEW_KEY"]
     _check(len(new) == 40 and new.isalnum(), "the new key is not 40 letters and digits")
     time.sleep(SECRET_MAX_AGE + 1.5)
-    refused, accepted = _post(stack, old, "DRILLKEYB").status, _post(stack, new, "DRILLKEYC").status
+    kept, accepted = _post(stack, old, "DRILLKEYB").status, _post(stack, new, "DRILLKEYC").status
     _check(
-        (refused, accepted) == (401, 202), f"after rotation: old key {refused}, new key {accepted}"
+        (kept, accepted) == (202, 202),
+        f"after rotation, in the grace period: old key {kept}, new key {accepted}",
     )
     shell.run_block("rotate-api-key.md", "key-rollback")
+    shell.run_block("rotate-api-key.md", "key-revoke")
     time.sleep(SECRET_MAX_AGE + 1.5)
     restored, dropped = _post(stack, old, "DRILLKEYD").status, _post(stack, new, "DRILLKEYE").status
     _check(
-        (restored, dropped) == (202, 401), f"after rollback: old key {restored}, new key {dropped}"
+        (restored, dropped) == (202, 401),
+        f"after rollback and revoke: old key {restored}, new key {dropped}",
     )
-    return "rotated: old key 401, new 202 after the cache age; rolled back: old 202, new 401"
+    return (
+        "rotated: old and new key 202 in the grace period; rolled back and revoked: "
+        "old 202, new 401"
+    )
 
 
 def drill_flush(shell: Shell, stack: Stack) -> str:

@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     """Secret CloudFront sends as ``X-Origin-Verify``; unset = header not required (local)."""
     secret_max_age_seconds: int = Field(default=300, ge=0)
     """How long a Lambda keeps a secret cached before reading it again (key rotation lag)."""
+    api_key_grace_seconds: int = Field(default=86400, ge=0)
+    """After a rotation, how long the previous key (AWSPREVIOUS) is still accepted, so alerts
+    can be updated; 0 accepts only the current key. A leaked key is revoked instead (runbook)."""
 
     max_body_bytes: int = Field(default=16 * 1024, ge=256)
     signal_ttl_days: int = Field(default=7, ge=1)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 
 from kyperian.domain.models import Signal
 
@@ -71,3 +73,15 @@ class SecretSource(ABC):
     @abstractmethod
     def get(self, secret_id: str) -> str:
         """Return the current value of a secret (raises ``OperationalError`` if unreadable)."""
+
+    @abstractmethod
+    def previous(self, secret_id: str) -> PreviousSecret | None:
+        """The value the current one replaced, and when; ``None`` if there is none."""
+
+
+@dataclass(frozen=True)
+class PreviousSecret:
+    """A secret's previous value (``AWSPREVIOUS``) and when the current value replaced it."""
+
+    value: str
+    replaced_at: datetime

@@ -132,9 +132,27 @@ def _check_origin(headers: dict[str, str], deps: Wiring) -> None:
 
 def _authenticate(provided: str | None, deps: Wiring) -> None:
     """One answer for a missing and for a wrong key: nothing tells which it was."""
-    expected = deps.secrets.get(deps.settings.api_key_secret_id)
-    if not provided or not _same(provided, expected):
-        raise Unauthorized("missing or invalid API key")
+    secret_id = deps.settings.api_key_secret_id
+    expected = deps.secrets.get(secret_id)
+    if provided and _same(provided, expected):
+        return
+    if provided and _previous_key_in_grace(provided, deps):
+        metrics.add_metric(name="PreviousApiKeyUsed", unit=MetricUnit.Count, value=1)
+        logger.warning("request authenticated with the previous API key: update the alert")
+        return
+    raise Unauthorized("missing or invalid API key")
+
+
+def _previous_key_in_grace(provided: str, deps: Wiring) -> bool:
+    """The key a rotation replaced, accepted until the grace period after the rotation ends."""
+    grace = deps.settings.api_key_grace_seconds
+    if grace <= 0:
+        return False
+    previous = deps.secrets.previous(deps.settings.api_key_secret_id)
+    if previous is None:
+        return False
+    in_grace = (datetime.now(UTC) - previous.replaced_at).total_seconds() < grace
+    return in_grace and _same(provided, previous.value)
 
 
 def _read_alert(deps: Wiring) -> dict[str, Any]:

@@ -294,3 +294,54 @@ def test_rejections_log_field_and_reason_but_never_the_key(
     assert rejected["problems"][0]["field"] == "timeframe"
     assert "120" in rejected["problems"][0]["reason"]
     assert API_KEY not in json.dumps(lines)
+
+
+def test_a_rotated_key_keeps_working_for_the_grace_period(
+    ingest_stack: IngestStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN the key is rotated (the old value becomes AWSPREVIOUS), with caching off
+    monkeypatch.setenv("KYPERIAN_SECRET_MAX_AGE_SECONDS", "0")
+    rewire()
+    ingest_stack.clients["secretsmanager"].put_secret_value(
+        SecretId=ingest_stack.resources.secret_id, SecretString="the-new-key-0123456789"
+    )
+    # WHEN alerts arrive with the old key (not yet updated) and with the new one
+    old = call(http_event(body=alert(symbol="GRACEA")))
+    new = call(http_event(body=alert(symbol="GRACEB", passphrase="the-new-key-0123456789")))
+    # THEN both are accepted during the grace period
+    assert (old[0], new[0]) == (202, 202)
+
+
+def test_without_a_grace_period_only_the_current_key_works(
+    ingest_stack: IngestStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a rotation and no grace period
+    monkeypatch.setenv("KYPERIAN_SECRET_MAX_AGE_SECONDS", "0")
+    monkeypatch.setenv("KYPERIAN_API_KEY_GRACE_SECONDS", "0")
+    rewire()
+    ingest_stack.clients["secretsmanager"].put_secret_value(
+        SecretId=ingest_stack.resources.secret_id, SecretString="the-new-key-0123456789"
+    )
+    # THEN the old key is refused at once
+    assert call(http_event(body=alert(symbol="GRACEC")))[0] == 401
+
+
+def test_a_revoked_previous_key_is_refused_within_the_grace_period(
+    ingest_stack: IngestStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a rotation after a leak, and the previous version's label removed (revoked)
+    monkeypatch.setenv("KYPERIAN_SECRET_MAX_AGE_SECONDS", "0")
+    rewire()
+    secrets = ingest_stack.clients["secretsmanager"]
+    secret_id = ingest_stack.resources.secret_id
+    secrets.put_secret_value(SecretId=secret_id, SecretString="the-new-key-0123456789")
+    versions = secrets.list_secret_version_ids(SecretId=secret_id)["Versions"]
+    (previous,) = [v["VersionId"] for v in versions if "AWSPREVIOUS" in v["VersionStages"]]
+    secrets.update_secret_version_stage(
+        SecretId=secret_id, VersionStage="AWSPREVIOUS", RemoveFromVersionId=previous
+    )
+    # THEN the old key is refused and the new one accepted
+    assert call(http_event(body=alert(symbol="GRACED")))[0] == 401
+    assert (
+        call(http_event(body=alert(symbol="GRACEE", passphrase="the-new-key-0123456789")))[0] == 202
+    )

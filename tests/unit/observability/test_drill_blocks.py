@@ -35,6 +35,7 @@ SAMPLE = {
     "QUEUE_ARN": "arn:aws:sqs:us-east-1:000000000000:kyperian-local-signals",
     "NEW_KEY": "a" * 40,
     "OLD_KEY": "b" * 40,
+    "PREVIOUS_VERSION": "9b0a4c2e-2f4e-4c1e-9d2a-1b2c3d4e5f60",
 }
 
 
