@@ -823,6 +823,7 @@ REQUIREMENTS: list[Requirement] = [
             ],
             "PublishToBus": ["events:DescribeEventBus", "events:PutEvents"],
             "ReadIngestSecrets": ["secretsmanager:GetSecretValue"],
+            "ReadApiKeyVersions": ["secretsmanager:ListSecretVersionIds"],
         },
     ),
     Requirement(
@@ -833,6 +834,12 @@ REQUIREMENTS: list[Requirement] = [
             "arn:aws:secretsmanager:us-east-1:123456789012:secret:/kyperian/production/api/key-??????",
             "arn:aws:secretsmanager:us-east-1:123456789012:secret:/kyperian/production/api/origin-secret-??????",
         ],
+    ),
+    Requirement(
+        "ingest role lists the versions of the API key only (rotation grace period)",
+        "api",
+        statement_resources("IngestFunctionRole", "ReadApiKeyVersions"),
+        "arn:aws:secretsmanager:us-east-1:123456789012:secret:/kyperian/production/api/key-??????",
     ),
     *function_rows(),
     # --- Edge ----------------------------------------------------------------------------
