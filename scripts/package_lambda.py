@@ -210,8 +210,16 @@ def check_requirements(pins: dict[str, str]) -> None:
 
 
 def project_version(root: Path = ROOT) -> str:
+    """``kyperian.__version__``: the single source hatch reads too (``[tool.hatch.version]``)."""
     data = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))
-    return str(data["project"]["version"])
+    source = root / data["tool"]["hatch"]["version"]["path"]
+    module = ast.parse(source.read_text(encoding="utf-8"))
+    for node in module.body:
+        if isinstance(node, ast.Assign) and any(
+            isinstance(t, ast.Name) and t.id == "__version__" for t in node.targets
+        ):
+            return str(ast.literal_eval(node.value))
+    raise PackagingError(f"no __version__ in {source}")
 
 
 # --- building --------------------------------------------------------------------------------
@@ -224,6 +232,18 @@ def _run(command: Sequence[str], **kwargs: object) -> None:
 
 def install_dependencies(requirements: Path, target: Path, *, arch: str) -> None:
     """Install the hashed requirements as manylinux wheels for the Lambda platform."""
+    _install_for_lambda(
+        requirements,
+        target,
+        arch,
+        ("--require-hashes", "--no-compile", "--link-mode", "copy"),
+    )
+
+
+def _install_for_lambda(
+    requirements: Path, target: Path, arch: str, extra: Sequence[str] = ()
+) -> None:
+    """``uv pip install`` of exact pins as binary wheels for the Lambda's platform and Python."""
     _run(
         [
             UV,
@@ -239,10 +259,7 @@ def install_dependencies(requirements: Path, target: Path, *, arch: str) -> None
             "--only-binary",
             ":all:",
             "--no-deps",
-            "--require-hashes",
-            "--no-compile",
-            "--link-mode",
-            "copy",
+            *extra,
             "-r",
             str(requirements),
         ]
@@ -429,25 +446,7 @@ def _sdk_dir(work: Path, arch: str, python: str) -> Path:
     requirements = work / "sdk.txt"
     requirements.write_text("\n".join(sdk_only) + "\n", encoding="utf-8")
     target = work / "runtime-sdk"
-    _run(
-        [
-            UV,
-            "pip",
-            "install",
-            "--quiet",
-            "--target",
-            str(target),
-            "--python-platform",
-            PLATFORMS[arch],
-            "--python-version",
-            PYTHON_VERSION,
-            "--only-binary",
-            ":all:",
-            "--no-deps",
-            "-r",
-            str(requirements),
-        ]
-    )
+    _install_for_lambda(requirements, target, arch)
     compile_bytecode(target, python)
     return target
 

@@ -17,9 +17,12 @@ from scripts.package_lambda import (
     locked_requirements,
     module_closure,
     project_files,
+    project_version,
     requirement_pins,
     write_zip,
 )
+
+from kyperian import __version__
 
 
 def source_tree(root: Path, files: dict[str, str]) -> Path:
@@ -123,3 +126,9 @@ def test_the_same_tree_always_zips_to_the_same_bytes(tmp_path: Path) -> None:
     assert [i.filename for i in infos] == ["a.py", "b/z.py"]
     assert {i.date_time for i in infos} == {(1980, 1, 1, 0, 0, 0)}
     assert {i.external_attr >> 16 for i in infos} == {0o100644}
+
+
+def test_the_package_version_is_the_code_version() -> None:
+    # GIVEN the version kept in kyperian/__init__.py (hatch reads it, pyproject has none)
+    # THEN the packaging script finds that same version for the zip's metadata
+    assert project_version() == __version__
