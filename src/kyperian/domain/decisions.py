@@ -111,8 +111,8 @@ class Decision(BaseModel):
     def sort_time(self) -> datetime:
         """The time decisions are ordered by: the trigger's arrival, else the decision time.
 
-        Derived from the trigger, it is the same for every redelivery of the signal, so
-        the Decisions table's key is too and a second write is refused by the table.
+        Only an order: a redelivered alert arrives again with a new ``received_at``, so the
+        Decisions table keys the row by the trigger's signal id, not by this time.
         """
         return self.triggered_at or self.decided_at
 
