@@ -491,7 +491,7 @@ REQUIREMENTS: list[Requirement] = [
     ),
     *(
         row
-        for table in ("SignalsTable", "DecisionsTable")
+        for table in ("SignalsTable", "DecisionsTable", "LedgerTable")
         for row in (
             Requirement(
                 f"{table}: on-demand", "data", props(table) + ".BillingMode", "PAY_PER_REQUEST"
@@ -528,6 +528,8 @@ REQUIREMENTS: list[Requirement] = [
                 parameter_file="staging",
             ),
         )
+        # The ledger keeps financial records for good: no TTL on it.
+        if table != "LedgerTable" or "TTL" not in row.name
     ),
     # --- ElastiCache ---------------------------------------------------------------------
     Requirement(
@@ -965,6 +967,9 @@ REQUIREMENTS: list[Requirement] = [
             "KYPERIAN_ENVIRONMENT": "production",
             "KYPERIAN_SIGNALS_TABLE": "kyperian-production-signals",
             "KYPERIAN_DECISIONS_TABLE": "kyperian-production-decisions",
+            "KYPERIAN_LEDGER_TABLE": "kyperian-production-ledger",
+            "KYPERIAN_AUTO_TRADING": "true",
+            "KYPERIAN_APPROVAL_MODE": "true",
             "KYPERIAN_SIGNAL_QUEUE_URL": {"Fn::ImportValue": "production:SignalQueueUrl"},
             "KYPERIAN_REDIS_TLS": "true",
         },
@@ -1113,6 +1118,13 @@ REQUIREMENTS: list[Requirement] = [
                 "dynamodb:GetItem",
                 "dynamodb:PutItem",
                 "dynamodb:Query",
+            ],
+            "Ledger": [
+                "dynamodb:DescribeTable",
+                "dynamodb:GetItem",
+                "dynamodb:PutItem",
+                "dynamodb:Query",
+                "dynamodb:UpdateItem",
             ],
         },
     ),
