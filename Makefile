@@ -46,6 +46,7 @@ test: install redis lint security ## install everything, lint, scan, run every t
 bench: install redis ## print latency figures (p50/p95/p99) against the specification's budgets
 	$(RUN) python -W ignore -m benchmarks.bench_ingest
 	$(RUN) python -W ignore -m benchmarks.bench_engine
+	$(RUN) python -W ignore -m benchmarks.bench_orders
 
 loadtest: install redis ## locust against the local stack (or HOST=https://...); fails on p99 > 100 ms or errors > 0.1 %
 	scripts/loadtest.sh

@@ -3,9 +3,11 @@
 The sequence for a decision (its client order id is the decision id):
 
 1. Read the ledger's order for that id. None: size it from the book and *record the
-   intent* with a conditional put; a loser of that race reads the winner's record.
-2. An INTENT goes to PENDING_APPROVAL (approval mode) or takes a lease: INTENT ->
-   SUBMITTED, conditional on the version, so only one worker may call the venue.
+   intent* with a conditional put (``attribute_not_exists``), already moved along the
+   state machine to PENDING_APPROVAL (approval mode) or to SUBMITTED with a lease: one
+   write, and only its winner may call the venue; a loser reads the winner's record.
+2. An INTENT found later (written by an older task) does the same move as a versioned
+   write: INTENT -> PENDING_APPROVAL, or INTENT -> SUBMITTED under a lease.
 3. The lease holder submits once. A refusal is recorded (REJECTED with the venue's
    reason). Any other failure asks the venue (``find_order``) instead of submitting again;
    if the venue cannot say, the order stays SUBMITTED ("in doubt") and the caller keeps
@@ -20,6 +22,8 @@ of defence, not the first. Pure logic over two ports (the ledger, the broker con
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -43,6 +47,7 @@ from kyperian.execution.ports import Ledger, OrderExists, StaleRecord
 from kyperian.execution.sizing import client_order_id, plan_order
 
 _ATTEMPTS: Final = 4
+_BOOK_REUSE_SECONDS: Final = 1.0
 
 
 def _utc_now() -> datetime:
@@ -114,6 +119,7 @@ class OrderExecutor:
         self.lease_seconds = lease_seconds
         self._clock = clock
         self._opened = False
+        self._recent = threading.local()
 
     # --- the book ---------------------------------------------------------------------
 
@@ -133,8 +139,22 @@ class OrderExecutor:
         return self.ledger.book(self.account)
 
     def exposure(self, symbol: str, price: float | None) -> float:
-        """The symbol's committed exposure on the shared book (open orders included)."""
-        return self.book().exposure(symbol, price)
+        """The symbol's committed exposure on the shared book (open orders included).
+
+        The book is kept for this thread for a moment, so sizing the decision's order
+        right after does not read it again (sizing needs a recent book, not a locked one:
+        the conditional intent is what makes the order unique).
+        """
+        book = self.book()
+        self._recent.book = (time.monotonic(), book)
+        return book.exposure(symbol, price)
+
+    def _sizing_book(self) -> Book:
+        recent: tuple[float, Book] | None = getattr(self._recent, "book", None)
+        self._recent.book = None
+        if recent is not None and time.monotonic() - recent[0] < _BOOK_REUSE_SECONDS:
+            return recent[1]
+        return self.book()
 
     # --- one decision -----------------------------------------------------------------
 
@@ -143,12 +163,18 @@ class OrderExecutor:
         if not decision.actionable:
             return None
         cid = client_order_id(decision.decision_id)
-        order = self.ledger.order(self.account, cid) or self._record_intent(decision, cid)
+        order = self.ledger.order(self.account, cid)
+        if order is not None:
+            return self._advance(order)
+        order, mine = self._record_intent(decision, cid)
+        if mine and order.state is OrderState.SUBMITTED:
+            return self._send(order, maybe_sent=False)
         return self._advance(order)
 
-    def _record_intent(self, decision: Decision, cid: str) -> LedgerOrder:
+    def _record_intent(self, decision: Decision, cid: str) -> tuple[LedgerOrder, bool]:
+        """The decision's order as recorded, and whether this call recorded it."""
         now = self._clock()
-        book = self.book()
+        book = self._sizing_book()
         request = plan_order(
             decision, book.as_account(), book.as_position(decision.symbol), self.venue.caps
         )
@@ -163,17 +189,25 @@ class OrderExecutor:
             created_at=now,
             updated_at=now,
         )
-        refusal = self._refusal(book, request)
-        if refusal:
-            intent = intent.model_copy(update={"state": OrderState.REJECTED, "reason": refusal})
+        first = self._first_move(intent, self._refusal(book, request), now)
         try:
-            self.ledger.create_order(intent)
+            self.ledger.create_order(first)
         except OrderExists:
             existing = self.ledger.order(self.account, cid)
             if existing is None:  # pragma: no cover - a conditional put cannot lose the row
                 raise TemporaryError(f"order {cid} exists but cannot be read yet") from None
-            return existing
-        return intent
+            return existing, False
+        return first, True
+
+    def _first_move(self, intent: LedgerOrder, refusal: str | None, now: datetime) -> LedgerOrder:
+        """Where a new intent goes before it is written: refused, pending, or leased."""
+        if refusal:
+            return transition(intent, OrderState.REJECTED, now, reason=refusal)
+        if self.approval:
+            expires = now + timedelta(seconds=self.approval_seconds)
+            return transition(intent, OrderState.PENDING_APPROVAL, now, expires_at=expires)
+        lease = now + timedelta(seconds=self.lease_seconds)
+        return transition(intent, OrderState.SUBMITTED, now, lease_until=lease)
 
     @staticmethod
     def _refusal(book: Book, request: OrderRequest | None) -> str | None:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
-from kyperian.adapters.brokers.paper.store import PaperVenueStore
+from kyperian.adapters.brokers.paper.store import PaperSnapshot, PaperVenueStore
 from kyperian.domain.brokers import Order, OrderStatus
 from kyperian.domain.decisions import Decision
 from kyperian.domain.engine_ports import (
@@ -212,6 +212,9 @@ class MemoryPaperStore(PaperVenueStore):
         if self.starting_cash is None:
             self.starting_cash = starting_cash
         return self.starting_cash
+
+    def snapshot(self) -> PaperSnapshot:
+        return PaperSnapshot(self.starting_cash, tuple(self.by_client.values()), dict(self.prices))
 
     def add(self, order: Order) -> None:
         if order.client_order_id in self.by_client:

@@ -5,15 +5,17 @@ Table ``kyperian-<env>-ledger`` (``cloudformation/data.yaml``), one partition pe
 ==========================  ====================  ============================================
 PK                          SK                    item
 ==========================  ====================  ============================================
-``ACCOUNT#<venue>#<id>``    ``ACCOUNT``           cash and realized P&L (numbers), kill switch
-``ACCOUNT#<venue>#<id>``    ``POSITION#<sym>``    signed quantity, average price, ``version``
+``ACCOUNT#<venue>#<id>``    ``BOOK#ACCOUNT``      cash (a number, for ``ADD``), kill switch
+``ACCOUNT#<venue>#<id>``    ``BOOK#POSITION#<s>`` signed quantity, average price, ``version``
 ``ACCOUNT#<venue>#<id>``    ``ORDER#<cid>``       the order; ``open_account`` while not final
 ``ACCOUNT#<venue>#<id>``    ``FILL#<fill id>``    one booked execution
 ``VENUE#paper#<id>``        ``ORDER#<cid>``       the paper venue's own books (its adapter)
 ==========================  ====================  ============================================
 
-The sparse GSI ``open-orders-index`` (``open_account``, ``SK``) lists the orders that still
-count as exposure without reading finished ones. Exactly-once is the table's doing: an
+The account and its positions share the ``BOOK#`` prefix, so the book is one strongly
+consistent query plus one on the sparse GSI ``open-orders-index`` (``open_account``,
+``SK``), which lists the orders that still count as exposure without reading finished
+ones. Exactly-once is the table's doing: an
 order is created with ``attribute_not_exists``, saved only over the version it was read
 at, and a fill is booked in one transaction with its order, its position (again on the
 version read) and the account's cash (``ADD``), the fill's own put refusing a second
@@ -47,6 +49,9 @@ OPEN_INDEX: Final = "open-orders-index"
 _SERIALIZER: Final = TypeSerializer()
 _DESERIALIZER: Final = TypeDeserializer()
 _KEYS: Final = frozenset({"PK", "SK", "open_account", "kind"})
+_BOOK: Final = "BOOK#"
+_ACCOUNT_SK: Final = "BOOK#ACCOUNT"
+_POSITION: Final = "BOOK#POSITION#"
 
 
 def account_pk(key: AccountKey) -> str:
@@ -98,7 +103,7 @@ def _fill_item(key: AccountKey, fill: LedgerFill) -> Item:
 
 
 def _position_item(key: AccountKey, position: LedgerPosition) -> Item:
-    extra = {"PK": account_pk(key), "SK": f"POSITION#{position.symbol}", "kind": "position"}
+    extra = {"PK": account_pk(key), "SK": f"{_POSITION}{position.symbol}", "kind": "position"}
     return _item({**_plain(position), **extra})
 
 
@@ -129,7 +134,7 @@ class DynamoLedger(Ledger):
     ) -> LedgerAccount:
         item = {
             "PK": {"S": account_pk(key)},
-            "SK": {"S": "ACCOUNT"},
+            "SK": {"S": _ACCOUNT_SK},
             "kind": {"S": "account"},
             "account": {"S": str(key)},
             "currency": {"S": currency},
@@ -149,7 +154,7 @@ class DynamoLedger(Ledger):
     def account(self, key: AccountKey) -> LedgerAccount | None:
         response = self._call(
             "get_item",
-            Key={"PK": {"S": account_pk(key)}, "SK": {"S": "ACCOUNT"}},
+            Key={"PK": {"S": account_pk(key)}, "SK": {"S": _ACCOUNT_SK}},
             ConsistentRead=True,
         )
         item: Item | None = response.get("Item")
@@ -158,7 +163,7 @@ class DynamoLedger(Ledger):
     def set_halt(self, key: AccountKey, halted: bool, reason: str | None) -> None:
         self._call(
             "update_item",
-            Key={"PK": {"S": account_pk(key)}, "SK": {"S": "ACCOUNT"}},
+            Key={"PK": {"S": account_pk(key)}, "SK": {"S": _ACCOUNT_SK}},
             UpdateExpression="SET halted = :h, halt_reason = :r",
             ConditionExpression="attribute_exists(PK)",
             ExpressionAttributeValues={
@@ -168,17 +173,18 @@ class DynamoLedger(Ledger):
         )
 
     def book(self, key: AccountKey) -> Book:
-        account = self.account(key)
+        items = self._prefix(key, _BOOK)
+        account = next((i for i in items if i["SK"]["S"] == _ACCOUNT_SK), None)
         if account is None:
             raise OperationalError(f"ledger account {key} is not opened")
         return Book(
-            account=account,
-            positions=tuple(self.positions(key)),
+            account=_item_to_account(account),
+            positions=tuple(_item_to_position(i) for i in items if i["SK"]["S"] != _ACCOUNT_SK),
             open_orders=tuple(self._open_orders(key)),
         )
 
     def positions(self, key: AccountKey) -> list[LedgerPosition]:
-        return [_item_to_position(i) for i in self._prefix(key, "POSITION#")]
+        return [_item_to_position(i) for i in self._prefix(key, _POSITION)]
 
     def _open_orders(self, key: AccountKey) -> list[LedgerOrder]:
         items = self._query(
@@ -295,7 +301,7 @@ class DynamoLedger(Ledger):
     def _position(self, key: AccountKey, symbol: str) -> LedgerPosition:
         response = self._call(
             "get_item",
-            Key={"PK": {"S": account_pk(key)}, "SK": {"S": f"POSITION#{symbol}"}},
+            Key={"PK": {"S": account_pk(key)}, "SK": {"S": f"{_POSITION}{symbol}"}},
             ConsistentRead=True,
         )
         item: Item | None = response.get("Item")
@@ -306,7 +312,7 @@ class DynamoLedger(Ledger):
         return {
             "Update": {
                 "TableName": self.table_name,
-                "Key": {"PK": {"S": account_pk(key)}, "SK": {"S": "ACCOUNT"}},
+                "Key": {"PK": {"S": account_pk(key)}, "SK": {"S": _ACCOUNT_SK}},
                 "UpdateExpression": "ADD cash :cash",
                 "ConditionExpression": "attribute_exists(PK)",
                 "ExpressionAttributeValues": {":cash": {"N": str(cash)}},

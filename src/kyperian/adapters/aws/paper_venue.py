@@ -18,7 +18,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
 from kyperian.adapters.aws.clients import classify, error_code
-from kyperian.adapters.brokers.paper.store import PaperVenueStore
+from kyperian.adapters.brokers.paper.store import PaperSnapshot, PaperVenueStore
 from kyperian.domain.brokers import Order, OrderStatus
 from kyperian.domain.errors import InvalidOrderError, OperationalError, TemporaryError
 
@@ -40,6 +40,21 @@ def _item_order(item: Item) -> Order:
         return Order.model_validate(plain)
     except ValidationError as exc:
         raise OperationalError(f"unreadable paper order {item.get('SK')}: {exc}") from exc
+
+
+def _snapshot(items: list[Item]) -> PaperSnapshot:
+    starting: Decimal | None = None
+    orders: list[Order] = []
+    prices: dict[str, Decimal] = {}
+    for item in items:
+        sk = item["SK"]["S"]
+        if sk == "ACCOUNT":
+            starting = Decimal(item["starting_cash"]["N"])
+        elif sk.startswith("ORDER#"):
+            orders.append(_item_order(item))
+        elif sk.startswith("MARK#"):
+            prices[sk.removeprefix("MARK#")] = Decimal(item["price"]["N"])
+    return PaperSnapshot(starting, tuple(orders), prices)
 
 
 class DynamoPaperVenueStore(PaperVenueStore):
@@ -109,6 +124,9 @@ class DynamoPaperVenueStore(PaperVenueStore):
         return _item_order(item) if item else None
 
     def orders(self) -> list[Order]:
+        return list(self.snapshot().orders)
+
+    def snapshot(self) -> PaperSnapshot:
         items: list[Item] = []
         start: Item | None = None
         while True:
@@ -116,17 +134,17 @@ class DynamoPaperVenueStore(PaperVenueStore):
             try:
                 response = self._client.query(
                     TableName=self.table_name,
-                    KeyConditionExpression="PK = :pk AND begins_with(SK, :p)",
-                    ExpressionAttributeValues={":pk": {"S": self._pk}, ":p": {"S": "ORDER#"}},
+                    KeyConditionExpression="PK = :pk",
+                    ExpressionAttributeValues={":pk": {"S": self._pk}},
                     ConsistentRead=True,
                     **extra,
                 )
             except (ClientError, BotoCoreError) as exc:
-                raise classify(exc, "reading paper orders") from exc
+                raise classify(exc, "reading the paper venue") from exc
             items += response.get("Items", [])
             start = response.get("LastEvaluatedKey")
             if not start:
-                return [_item_order(i) for i in items]
+                return _snapshot(items)
 
     def set_price(self, symbol: str, price: Decimal) -> None:
         try:

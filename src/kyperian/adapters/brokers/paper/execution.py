@@ -67,6 +67,43 @@ class _Holding:
         self.quantity = after
 
 
+@dataclass
+class _View:
+    """One read of the venue's store, folded: cash, holdings, prices, orders."""
+
+    cash: Decimal
+    holdings: dict[str, _Holding]
+    prices: dict[str, Decimal]
+    orders: list[Order]
+    filled: list[Order]
+
+    def mark(self, symbol: str) -> Decimal:
+        holding = self.holdings.get(symbol, _Holding())
+        return self.prices.get(symbol) or holding.average_price
+
+    def equity(self) -> Decimal:
+        value = sum((h.quantity * self.mark(s) for s, h in self.holdings.items()), Decimal(0))
+        return self.cash + value
+
+    def gross(self, without: str | None = None) -> Decimal:
+        return sum(
+            (abs(h.quantity) * self.mark(s) for s, h in self.holdings.items() if s != without),
+            Decimal(0),
+        )
+
+    def position(self, symbol: str) -> Position:
+        holding = self.holdings[symbol]
+        mark = self.mark(symbol)
+        return Position(
+            symbol=symbol,
+            quantity=holding.quantity,
+            average_price=holding.average_price,
+            market_price=mark,
+            market_value=holding.quantity * mark,
+            unrealized_pnl=holding.quantity * (mark - holding.average_price),
+        )
+
+
 class PaperBroker(Broker):
     """A simulated venue with one account in ``config.currency``, kept in ``store``."""
 
@@ -87,7 +124,6 @@ class PaperBroker(Broker):
         self.store = store
         self.market = PaperMarket(store)
         self._clock = clock
-        self._starting_cash: Decimal | None = None
         self._lock = threading.RLock()
 
     @property
@@ -102,42 +138,41 @@ class PaperBroker(Broker):
 
     # --- the books, derived from the stored orders ----------------------------------------
 
-    def _books(self) -> tuple[Decimal, dict[str, _Holding]]:
-        """Cash and holdings: the starting cash and every stored fill, oldest first."""
-        if self._starting_cash is None:
-            self._starting_cash = self.store.open(self.config.starting_cash)
-        cash = self._starting_cash
+    def _view(self) -> _View:
+        """The account as of now: one read of the store, folded into cash and holdings."""
+        snap = self.store.snapshot()
+        starting = snap.starting_cash
+        if starting is None:
+            starting = self.store.open(self.config.starting_cash)
+        cash = starting
         holdings: dict[str, _Holding] = {}
-        for order in self._filled():
+        filled = sorted(
+            (o for o in snap.orders if o.filled_quantity > 0),
+            key=lambda o: (o.updated_at, o.order_id),
+        )
+        for order in filled:
             price = order.average_fill_price or Decimal(0)
             holdings.setdefault(order.symbol, _Holding()).apply(
                 order.side.sign * order.filled_quantity, price
             )
             cash -= order.side.sign * order.filled_quantity * price
             cash -= self.config.commission_per_order
-        return cash, holdings
-
-    def _filled(self) -> list[Order]:
-        filled = [o for o in self.store.orders() if o.filled_quantity > 0]
-        return sorted(filled, key=lambda o: (o.updated_at, o.order_id))
+        return _View(cash, holdings, dict(snap.prices), list(snap.orders), filled)
 
     def account(self) -> Account:
-        cash, holdings = self._books()
-        equity = cash + sum(
-            (h.quantity * self._mark(s, h) for s, h in holdings.items()), Decimal(0)
-        )
-        gross = sum((abs(h.quantity) * self._mark(s, h) for s, h in holdings.items()), Decimal(0))
+        view = self._view()
+        equity = view.equity()
         return Account(
             account_id=self.config.account_id,
             currency=self.config.currency,
-            cash=cash,
+            cash=view.cash,
             equity=equity,
-            buying_power=max(Decimal(0), equity * self.config.max_leverage - gross),
+            buying_power=max(Decimal(0), equity * self.config.max_leverage - view.gross()),
         )
 
     def positions(self) -> list[Position]:
-        _, holdings = self._books()
-        return [self._position(s, h) for s, h in sorted(holdings.items()) if h.quantity != 0]
+        view = self._view()
+        return [view.position(s) for s, h in sorted(view.holdings.items()) if h.quantity != 0]
 
     def fills(self) -> list[Fill]:
         """Every simulated execution, oldest first (paper orders fill whole, once)."""
@@ -152,41 +187,29 @@ class PaperBroker(Broker):
                 commission=self.config.commission_per_order,
                 filled_at=order.updated_at,
             )
-            for order in self._filled()
+            for order in self._view().filled
         ]
-
-    def _mark(self, symbol: str, holding: _Holding) -> Decimal:
-        return self.market.price(symbol) or holding.average_price
-
-    def _position(self, symbol: str, holding: _Holding) -> Position:
-        mark = self._mark(symbol, holding)
-        return Position(
-            symbol=symbol,
-            quantity=holding.quantity,
-            average_price=holding.average_price,
-            market_price=mark,
-            market_value=holding.quantity * mark,
-            unrealized_pnl=holding.quantity * (mark - holding.average_price),
-        )
 
     # --- orders -------------------------------------------------------------------------
 
     def _submit(self, request: OrderRequest) -> Order:
         with self._lock:
-            if self.store.find(request.client_order_id) is not None:
+            view = self._view()
+            if any(o.client_order_id == request.client_order_id for o in view.orders):
                 raise InvalidOrderError(f"client_order_id {request.client_order_id} already used")
             if request.reference_price is not None:
                 self.market.mark(request.symbol, request.reference_price)
-            order = self._accept(request)
-            filled, problem = self._try_fill(order)
+                view.prices[request.symbol] = request.reference_price
+            order = self._accept(request, view)
+            filled, problem = self._try_fill(order, view)
             self.store.add(filled)
             if problem:
                 raise InvalidOrderError(problem)
             return filled
 
-    def _accept(self, request: OrderRequest) -> Order:
+    def _accept(self, request: OrderRequest, view: _View) -> Order:
         now = self._clock()
-        if request.order_type is OrderType.MARKET and self.market.price(request.symbol) is None:
+        if request.order_type is OrderType.MARKET and request.symbol not in view.prices:
             raise InvalidOrderError(f"no price known for {request.symbol}: nothing to fill at")
         return Order(
             order_id=f"paper-{request.client_order_id}",
@@ -202,9 +225,9 @@ class PaperBroker(Broker):
             updated_at=now,
         )
 
-    def _fill_price(self, order: Order) -> Decimal | None:
+    def _fill_price(self, order: Order, view: _View) -> Decimal | None:
         """Where the order executes now, or None if it is not marketable."""
-        price = self.market.price(order.symbol)
+        price = view.prices.get(order.symbol)
         if price is None:
             return None
         if order.order_type is OrderType.MARKET:
@@ -217,38 +240,34 @@ class PaperBroker(Broker):
             return min(price, limit) if price <= limit else None
         return max(price, limit) if price >= limit else None
 
-    def _try_fill(self, order: Order) -> tuple[Order, str | None]:
+    def _try_fill(self, order: Order, view: _View) -> tuple[Order, str | None]:
         """The order after trying to fill it now, and the reason if it was rejected."""
-        price = self._fill_price(order)
+        price = self._fill_price(order, view)
         if price is None:
             if order.time_in_force in {TimeInForce.IOC, TimeInForce.FOK}:
                 return self._close(order, OrderStatus.CANCELED, "not marketable"), None
             return order, None
-        problem = self._risk_problem(order, price)
+        problem = self._risk_problem(order, price, view)
         if problem:
             return self._close(order, OrderStatus.REJECTED, problem), problem
-        return self._execute(order, price), None
+        return self._execute(order, price, view), None
 
-    def _risk_problem(self, order: Order, price: Decimal) -> str | None:
+    def _risk_problem(self, order: Order, price: Decimal, view: _View) -> str | None:
         """Why the account cannot take this fill (shorting, leverage), or None."""
-        cash, holdings = self._books()
-        holding = holdings.get(order.symbol, _Holding())
+        holding = view.holdings.get(order.symbol, _Holding())
         after = holding.quantity + order.side.sign * order.remaining
         if after < 0 and not self.config.allow_short:
             return f"selling {order.remaining} {order.symbol} would open a short position"
-        others = {s: h for s, h in holdings.items() if s != order.symbol}
-        gross = sum((abs(h.quantity) * self._mark(s, h) for s, h in others.items()), Decimal(0))
-        gross += abs(after) * price
-        equity = cash + sum(
-            (h.quantity * self._mark(s, h) for s, h in holdings.items()), Decimal(0)
-        )
-        limit = (equity - self.config.commission_per_order) * self.config.max_leverage
+        gross = view.gross(without=order.symbol) + abs(after) * price
+        limit = (view.equity() - self.config.commission_per_order) * self.config.max_leverage
         if gross > limit:
             return f"insufficient buying power: gross exposure {gross:.2f} over {limit:.2f}"
         return None
 
-    def _execute(self, order: Order, price: Decimal) -> Order:
-        self.market.mark(order.symbol, price)
+    def _execute(self, order: Order, price: Decimal, view: _View) -> Order:
+        if view.prices.get(order.symbol) != price:
+            self.market.mark(order.symbol, price)
+            view.prices[order.symbol] = price
         return order.model_copy(
             update={
                 "filled_quantity": order.quantity,
@@ -267,10 +286,12 @@ class PaperBroker(Broker):
         """Move a symbol's price and fill the resting limit orders it makes marketable."""
         with self._lock:
             self.market.mark(symbol, price)
-            resting = [o for o in self.open_orders() if o.symbol == symbol]
+            view = self._view()
+            view.prices[symbol] = price
+            resting = [o for o in view.orders if o.symbol == symbol and o.status.is_open]
             filled: list[Order] = []
             for order in resting:
-                after, _ = self._try_fill(order)
+                after, _ = self._try_fill(order, view)
                 if after != order and self.store.replace(after, order.status):
                     filled.append(after)
             return [o for o in filled if o.status is OrderStatus.FILLED]
@@ -295,7 +316,7 @@ class PaperBroker(Broker):
             return closed
 
     def open_orders(self) -> list[Order]:
-        return [o for o in self.store.orders() if o.status.is_open]
+        return [o for o in self._view().orders if o.status.is_open]
 
     def check(self) -> None:
         """The simulated venue is reachable when its store is."""

@@ -11,9 +11,20 @@ so every engine task trades the same paper account, before and after a restart.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 from kyperian.domain.brokers import Order, OrderStatus
+
+
+@dataclass(frozen=True)
+class PaperSnapshot:
+    """Everything the venue holds, read at once: starting cash (None before the first open),
+    every order, and the last price of every symbol."""
+
+    starting_cash: Decimal | None
+    orders: tuple[Order, ...] = ()
+    prices: dict[str, Decimal] = field(default_factory=dict)
 
 
 class PaperVenueStore(ABC):
@@ -22,6 +33,10 @@ class PaperVenueStore(ABC):
     @abstractmethod
     def open(self, starting_cash: Decimal) -> Decimal:
         """The account's starting cash: ``starting_cash`` the first time, the stored one after."""
+
+    @abstractmethod
+    def snapshot(self) -> PaperSnapshot:
+        """The whole account in one read (one query in DynamoDB)."""
 
     @abstractmethod
     def add(self, order: Order) -> None:
