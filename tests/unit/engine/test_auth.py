@@ -15,7 +15,7 @@ from typing import Any
 
 import boto3
 import pytest
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request, WebSocket, WebSocketDisconnect
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from hypothesis import given
@@ -151,6 +151,23 @@ def test_a_route_added_after_the_fact_is_protected(app: FastAPI, anonymous: Test
     assert anonymous.get("/brand/new").status_code == 401
     assert anonymous.get("/static/x").status_code == 401
     assert anonymous.get("/brand/new", headers=AUTH_HEADERS).json() == {"money": "moves"}
+
+
+def test_a_websocket_added_later_needs_a_caller_too(app: FastAPI, anonymous: TestClient) -> None:
+    # GIVEN a websocket route added after the app was built
+    async def feed(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await websocket.send_text("positions")
+        await websocket.close()
+
+    app.add_api_websocket_route("/later/feed", feed)
+    # WHEN opened anonymously  THEN closed with 1008 (policy violation) before any data
+    with pytest.raises(WebSocketDisconnect) as refused, anonymous.websocket_connect("/later/feed"):
+        pass
+    assert refused.value.code == 1008
+    # WHEN opened with the token  THEN served
+    with anonymous.websocket_connect("/later/feed", headers=AUTH_HEADERS) as socket:
+        assert socket.receive_text() == "positions"
 
 
 def test_a_browser_asking_for_a_page_is_sent_to_the_login_form(anonymous: TestClient) -> None:
