@@ -30,7 +30,7 @@ from kyperian.engine.auth.credentials import FixedSecret
 from kyperian.engine.main import create_app
 from kyperian.engine.services import EngineServices
 from kyperian.settings import Settings
-from tests.engine_auth import AUTH_HEADERS, ENGINE_TOKEN
+from tests.engine_auth import AUTH_HEADERS, ENGINE_TOKEN, sign_in
 from tests.unit.engine.conftest import Engine, log_records, metric_names
 
 JSON = {"Accept": "application/json"}
@@ -391,7 +391,7 @@ def test_a_wrong_bearer_token_is_refused_even_with_a_valid_cookie(anonymous: Tes
 
 def test_changes_by_cookie_need_the_csrf_token(anonymous: TestClient) -> None:
     # GIVEN a person signed in, holding the CSRF token their page was given
-    csrf = _login(anonymous).json()["csrf_token"]
+    csrf = sign_in(anonymous)
     # WHEN a change is posted without it, or with a wrong one  THEN 403
     assert anonymous.post("/later/change", json={}).status_code == 403
     wrong = anonymous.post("/later/change", json={}, headers={"X-CSRF-Token": csrf[:-1] + "x"})
