@@ -506,3 +506,11 @@ def test_the_previous_value_matches_exactly_while_in_grace(
         "old-value": SecretMatch.PREVIOUS if grace > 0 and elapsed < grace else None,
     }.get(provided)
     assert matched is expected
+
+
+def test_login_before_the_engine_has_started_is_503_not_500() -> None:
+    # GIVEN an app whose services are not built yet (the lifespan has not run)
+    client = TestClient(create_app(None), raise_server_exceptions=False)
+    # WHEN someone signs in or calls the API  THEN 503 (retry), never a 500
+    assert client.post("/login", data={"token": ENGINE_TOKEN}).status_code == 503
+    assert client.get("/decisions/AAPL", headers=AUTH_HEADERS).status_code == 503

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, HTTPException, Request, status
 from starlette.applications import Starlette
 
 from kyperian.engine.auth.credentials import AuthUnavailable, EngineAuth
@@ -32,7 +32,10 @@ def engine_auth_of(app: Starlette) -> EngineAuth:
 
 
 def get_engine_auth(request: Request) -> EngineAuth:
-    return engine_auth_of(request.app)
+    try:
+        return engine_auth_of(request.app)
+    except AuthUnavailable:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "engine is starting") from None
 
 
 def current_caller(request: Request) -> str:
