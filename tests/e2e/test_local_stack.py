@@ -150,6 +150,11 @@ def test_the_engine_needs_its_token_which_the_cli_finds_in_another_shell(stack: 
     assert sent.returncode == 0, sent.stdout + sent.stderr
     for name in ("api-key", "engine-token"):
         assert (stack.state_dir / name).stat().st_mode & 0o777 == 0o600
+    # AND the engine logged each request, the caller named, the token never
+    engine_log = (stack.log_dir / "engine.log").read_text()
+    assert '"caller":"bearer:current"' in engine_log
+    assert '"path":"/decisions/E2EF","status":401' in engine_log
+    assert stack.engine_token not in engine_log
 
 
 def test_a_rotated_engine_token_is_read_from_secrets_manager_with_a_grace(stack: Stack) -> None:
