@@ -195,6 +195,18 @@ def waf_rules(logical_id: str) -> Getter:
     return get
 
 
+def replica_pitr(table: str) -> Getter:
+    """Region -> point-in-time recovery of every replica of a global table (not just one)."""
+
+    def get(body: Body) -> dict[str, Any]:
+        return {
+            replica["Region"]: replica.get("PointInTimeRecoverySpecification")
+            for replica in lookup(body, props(table) + ".Replicas")
+        }
+
+    return get
+
+
 def policy_statements(logical_id: str) -> Getter:
     """Sid -> sorted actions of a role's inline policies."""
 
@@ -509,10 +521,20 @@ REQUIREMENTS: list[Requirement] = [
                 {"SSEEnabled": True, "SSEType": "KMS"},
             ),
             Requirement(
-                f"{table}: PITR kept 35 days",
+                f"{table}: PITR kept 35 days in every replica (primary and DR region)",
                 "data",
-                props(table) + ".Replicas[Region=us-east-1].PointInTimeRecoverySpecification",
-                {"PointInTimeRecoveryEnabled": True, "RecoveryPeriodInDays": 35},
+                replica_pitr(table),
+                {
+                    region: {"PointInTimeRecoveryEnabled": True, "RecoveryPeriodInDays": 35}
+                    for region in ("us-east-1", "us-west-2")
+                },
+            ),
+            Requirement(
+                f"{table}: staging's single replica keeps PITR 35 days",
+                "data",
+                replica_pitr(table),
+                {"us-east-1": {"PointInTimeRecoveryEnabled": True, "RecoveryPeriodInDays": 35}},
+                parameter_file="staging",
             ),
             Requirement(
                 f"{table}: production replica in the DR region (RPO 15 min)",
@@ -619,6 +641,9 @@ REQUIREMENTS: list[Requirement] = [
             "OriginSecret": "/kyperian/production/api/origin-secret",
             "BrokerCredentialsSecret": "/kyperian/production/broker/credentials",
             "RedisAuthTokenSecret": "/kyperian/production/redis/auth-token",
+            "EngineTokenSecret": "/kyperian/production/engine/token",
+            "EngineTestHeaderSecret": "/kyperian/production/engine/test-header",
+            "EngineOidcClientSecret": "/kyperian/production/engine/oidc-client-secret",
         },
     ),
     Requirement(
@@ -638,6 +663,9 @@ REQUIREMENTS: list[Requirement] = [
                 "OriginSecret",
                 "BrokerCredentialsSecret",
                 "RedisAuthTokenSecret",
+                "EngineTokenSecret",
+                "EngineTestHeaderSecret",
+                "EngineOidcClientSecret",
             )
         },
     ),
@@ -1081,7 +1109,12 @@ REQUIREMENTS: list[Requirement] = [
         ),
         (
             {"Ref": "TestListenerRule"},
-            {"HttpHeaderName": "X-Kyperian-Test", "Values": ["green"]},
+            {
+                "HttpHeaderName": "X-Kyperian-Test",
+                "Values": [
+                    "{{resolve:secretsmanager:/kyperian/production/engine/test-header:SecretString}}"
+                ],
+            },
             True,
         ),
     ),
@@ -1114,7 +1147,31 @@ REQUIREMENTS: list[Requirement] = [
                 "dynamodb:PutItem",
                 "dynamodb:Query",
             ],
+            "ReadEngineToken": [
+                "secretsmanager:GetSecretValue",
+                "secretsmanager:ListSecretVersionIds",
+            ],
         },
+    ),
+    Requirement(
+        "task role reads the engine token secret only",
+        "compute",
+        lambda body: [
+            s["Resource"]
+            for p in lookup(body, props("TaskRole") + ".Policies")
+            for s in p["PolicyDocument"]["Statement"]
+            if s["Sid"] == "ReadEngineToken"
+        ],
+        [
+            "arn:aws:secretsmanager:us-east-1:123456789012:secret:"
+            "/kyperian/production/engine/token-??????"
+        ],
+    ),
+    Requirement(
+        "engine token: 48 alphanumerics",
+        "config",
+        props("EngineTokenSecret") + ".GenerateSecretString",
+        {"PasswordLength": 48, "ExcludePunctuation": True, "IncludeSpace": False},
     ),
     # --- Monitoring ----------------------------------------------------------------------
     Requirement(
