@@ -188,6 +188,9 @@ def waf_rules(logical_id: str) -> Getter:
                     rate["Limit"],
                     rate["EvaluationWindowSec"],
                 )
+            elif "SizeConstraintStatement" in statement:
+                size = statement["SizeConstraintStatement"]
+                rules[rule["Name"]] = ("body", size["ComparisonOperator"], size["Size"])
             else:
                 rules[rule["Name"]] = "allow-list"
         return rules
@@ -873,12 +876,14 @@ REQUIREMENTS: list[Requirement] = [
     # --- Edge ----------------------------------------------------------------------------
     Requirement("WAF web ACL for CloudFront", "edge", props("WebAcl") + ".Scope", "CLOUDFRONT"),
     Requirement(
-        "WAF rules: TradingView allow-list, rate-based (50 req/s per window), Common, Bad Inputs",
+        "WAF rules: TradingView allow-list, rate-based (50 req/s per window), body size, Common,"
+        " Bad Inputs",
         "edge",
         waf_rules("WebAcl"),
         {
             "tradingview-only-webhooks": "allow-list",
             "rate-limit-per-ip": ("IP", 3000, 60),
+            "body-over-16kib": ("body", "GT", 16384),
             "aws-common-rule-set": "AWSManagedRulesCommonRuleSet",
             "aws-known-bad-inputs": "AWSManagedRulesKnownBadInputsRuleSet",
         },
@@ -887,7 +892,7 @@ REQUIREMENTS: list[Requirement] = [
         "staging has no TradingView allow-list",
         "edge",
         lambda body: sorted(waf_rules("WebAcl")(body)),
-        ["aws-common-rule-set", "aws-known-bad-inputs", "rate-limit-per-ip"],
+        ["aws-common-rule-set", "aws-known-bad-inputs", "body-over-16kib", "rate-limit-per-ip"],
         parameter_file="staging",
     ),
     Requirement(
