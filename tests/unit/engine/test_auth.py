@@ -120,6 +120,19 @@ def test_the_right_token_opens_the_api_and_its_documentation(
     assert anonymous.get(path, headers=AUTH_HEADERS).status_code == 200
 
 
+def test_the_openapi_document_asks_for_the_token_except_on_open_routes(
+    anonymous: TestClient,
+) -> None:
+    # GIVEN the OpenAPI document  WHEN read  THEN bearer auth is required globally...
+    spec = anonymous.get("/openapi.json", headers=AUTH_HEADERS).json()
+    assert spec["components"]["securitySchemes"]["engineToken"]["scheme"] == "bearer"
+    assert spec["security"] == [{"engineToken": []}]
+    # ... and lifted only where the gate lets anyone in
+    assert spec["paths"]["/health"]["get"]["security"] == []
+    assert spec["paths"]["/login"]["post"]["security"] == []
+    assert "security" not in spec["paths"]["/decisions/{symbol}"]["get"]
+
+
 @pytest.mark.parametrize(
     "authorization",
     [
