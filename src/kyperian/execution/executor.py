@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -319,6 +320,50 @@ class OrderExecutor:
                 continue
             return Execution(_KIND_OF_STATE.get(updated.state, ExecutionKind.ORDERED), updated)
         return Execution(ExecutionKind.IN_DOUBT, current)
+
+    # --- the kill switch ----------------------------------------------------------------
+
+    def halt(self, reason: str, flatten: bool = False) -> list[Execution]:
+        """Stop every new order of the account (all tasks see it on their next book read).
+
+        ``flatten`` then closes every position with a market order through the same
+        lifecycle (intent, lease, venue, booking), exempt from the halt it just set.
+        """
+        self.book()  # opens the account if needed
+        self.ledger.set_halt(self.account, True, reason)
+        return self._flatten() if flatten else []
+
+    def resume(self) -> None:
+        """Clear the kill switch."""
+        self.book()
+        self.ledger.set_halt(self.account, False, None)
+
+    def _flatten(self) -> list[Execution]:
+        now = self._clock()
+        results = []
+        for position in self.ledger.positions(self.account):
+            if position.quantity == 0:
+                continue
+            intent = LedgerOrder(
+                account=self.account,
+                client_order_id=f"flat-{uuid.uuid4().hex}",
+                symbol=position.symbol,
+                side=OrderSide.SELL if position.quantity > 0 else OrderSide.BUY,
+                quantity=abs(position.quantity),
+                reference_price=position.mark(),
+                reason="flatten on halt",
+                created_at=now,
+                updated_at=now,
+            )
+            leased = transition(
+                intent,
+                OrderState.SUBMITTED,
+                now,
+                lease_until=now + timedelta(seconds=self.lease_seconds),
+            )
+            self.ledger.create_order(leased)
+            results.append(self._send(leased, maybe_sent=False))
+        return results
 
     # --- people and housekeeping --------------------------------------------------------
 
