@@ -44,6 +44,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     if services is None:
         services = build_services(get_settings())
         app.state.services = services
+    if services.reconciler is not None:
+        services.reconciler.start()
     if services.worker is not None:
         services.worker.start()
         logger.info("worker started", extra={"queue": services.settings.signal_queue_url})

@@ -21,6 +21,7 @@ from kyperian.adapters.cache.redis import RedisCache, build_client
 from kyperian.domain.engine_ports import DecisionStore, SignalCache, SignalHistory
 from kyperian.engine.degraded import CacheCircuit
 from kyperian.engine.processor import SignalProcessor
+from kyperian.engine.reconciler import Reconciler
 from kyperian.engine.telemetry import EngineMetrics, logger
 from kyperian.engine.worker import QueueWorker
 from kyperian.execution import AccountKey, Ledger, OrderExecutor
@@ -46,9 +47,12 @@ class EngineServices:
     redis: RedisCache | None = None
     ledger: Ledger | None = None
     execution: OrderExecutor | None = None
+    reconciler: Reconciler | None = None
 
     def close(self) -> None:
-        """Release pooled connections at shutdown."""
+        """Stop the reconciliation loop and release pooled connections at shutdown."""
+        if self.reconciler is not None:
+            self.reconciler.stop()
         if self.redis is not None:
             self.redis.close()
 
@@ -121,4 +125,7 @@ def build_services(settings: Settings) -> EngineServices:
         redis=redis,
         ledger=ledger,
         execution=execution,
+        reconciler=Reconciler(
+            execution, EngineMetrics(settings.environment), settings.reconcile_seconds
+        ),
     )

@@ -81,9 +81,9 @@ class EngineMetrics:
         self._emit("OrdersSubmitted" if accepted else "OrdersRejected", MetricUnit.Count, 1)
 
     def halted(self, reason: str) -> None:
-        """The kill switch was set (TradingHalted; ``reason`` kill-switch or reconciliation)."""
-        kind = "reconciliation" if reason.startswith("reconciliation") else "kill-switch"
-        self._emit("TradingHalted", MetricUnit.Count, 1, reason=kind)
+        """The kill switch was set, by a person or by reconciliation (the log says which)."""
+        self._emit("TradingHalted", MetricUnit.Count, 1)
+        logger.warning("trading halted", extra={"reason": reason})
 
     def reconciliation(self, mismatches: int) -> None:
         """Differences the last reconciliation found between the ledger and the venue."""

@@ -45,6 +45,7 @@ from kyperian.execution.orders import (
     transition,
 )
 from kyperian.execution.ports import Ledger, OrderExists, StaleRecord
+from kyperian.execution.reconcile import Mismatch, compare
 from kyperian.execution.sizing import client_order_id, plan_order
 
 _ATTEMPTS: Final = 4
@@ -415,6 +416,16 @@ class OrderExecutor:
                     continue
                 count += 1
         return count
+
+    def reconcile(self) -> list[Mismatch]:
+        """Settle what can be settled, then compare the ledger's book with the venue's."""
+        self.book()  # opens the account if needed
+        self.expire_approvals()
+        self.resolve_in_doubt()
+        book = self.ledger.book(self.account)
+        return compare(
+            book.positions, self.venue.positions(), book.open_orders, self.venue.open_orders()
+        )
 
     def resolve_in_doubt(self) -> list[Execution]:
         """Settle orders whose lease expired or that rest at the venue (start-up, the loop)."""

@@ -2,9 +2,11 @@
 
 Compared: the signed quantity of every symbol, and the set of orders resting at the
 venue. Orders still in flight (INTENT, PENDING_APPROVAL, SUBMITTED) are not expected at
-the venue yet and are left out; cash is not compared, because venues charge fees and
-interest the ledger learns only from statements. Any difference is a ``Mismatch`` naming
-both sides; the engine halts the account on one (a person decides who is right). Pure.
+the venue yet and are left out, and so is the position of a symbol with a SUBMITTED order
+(the venue may have filled it a moment before the ledger books it). Cash is not
+compared: venues charge fees and interest the ledger learns only from statements. Any
+difference is a ``Mismatch`` naming both sides; the engine halts the account on one (a
+person decides who is right). Pure.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from pydantic import BaseModel, ConfigDict
 
 from kyperian.domain.brokers import Order, Position
 from kyperian.execution.book import LedgerPosition
-from kyperian.execution.orders import LedgerOrder
+from kyperian.execution.orders import LedgerOrder, OrderState
 
 
 class Mismatch(BaseModel):
@@ -42,8 +44,12 @@ def compare(
     venue_open: Iterable[Order],
 ) -> list[Mismatch]:
     """Every difference in positions and resting orders, sorted; empty when they agree."""
+    ledger_open = list(ledger_open)
+    moving = {o.symbol for o in ledger_open if o.state is OrderState.SUBMITTED}
     ours = {p.symbol: p.quantity for p in ledger_positions if p.quantity != 0}
     theirs = {p.symbol: p.quantity for p in venue_positions if p.quantity != 0}
+    ours = {s: q for s, q in ours.items() if s not in moving}
+    theirs = {s: q for s, q in theirs.items() if s not in moving}
     found = [
         Mismatch(
             kind="position",

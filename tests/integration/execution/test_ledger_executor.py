@@ -9,8 +9,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from kyperian.domain.brokers import OrderRequest, OrderSide
 from kyperian.domain.decisions import Decision
 from kyperian.domain.models import Action
+from kyperian.engine.reconciler import Reconciler
+from kyperian.engine.telemetry import EngineMetrics
 from kyperian.execution import (
     AccountKey,
     ExecutionKind,
@@ -220,3 +223,36 @@ def test_no_interleaving_makes_two_orders_for_one_decision(
     key = AccountKey(venue="paper", account_id=account)
     assert len(ledger_aws.ledger().orders(key)) == 1
     assert [p.quantity for p in ledger_aws.ledger().positions(key)] == [Decimal(50)]
+
+
+def test_reconciliation_halts_the_account_on_a_mismatch(ledger_aws: LedgerAws) -> None:
+    # GIVEN a filled order, so ledger and venue agree
+    account = ledger_aws.new_account()
+    executor = ledger_aws.executor(account)
+    executor.execute(_decision())
+    reconciler = Reconciler(executor, EngineMetrics("test"), interval=60)
+    assert reconciler.run_once() == []
+
+    # WHEN the venue holds a position the ledger never booked (an order placed by hand)
+    ledger_aws.venue(account).submit_order(
+        OrderRequest(
+            client_order_id="by-hand",
+            symbol="MSFT",
+            side=OrderSide.BUY,
+            quantity=Decimal(3),
+            reference_price=Decimal(50),
+        )
+    )
+    [mismatch] = reconciler.run_once()
+
+    # THEN the mismatch names both sides and the account is halted for every task
+    assert (mismatch.kind, mismatch.subject, mismatch.ledger, mismatch.venue) == (
+        "position",
+        "MSFT",
+        "0",
+        "3",
+    )
+    halted = ledger_aws.ledger().account(executor.account)
+    assert halted is not None
+    assert halted.halted
+    assert "reconciliation" in (halted.halt_reason or "")
