@@ -34,6 +34,8 @@ ALARM_SLUGS = (
     "queue-age",
     "signals-rejected",
     "engine-degraded",
+    "trading-halted",
+    "reconciliation-mismatch",
 )
 ALARMS = (
     "HighLatencyAlarm",
@@ -44,6 +46,8 @@ ALARMS = (
     "QueueAgeAlarm",
     "SignalsRejectedAlarm",
     "EngineDegradedAlarm",
+    "TradingHaltedAlarm",
+    "ReconciliationMismatchAlarm",
 )
 TRADINGVIEW_IPS = {"52.89.214.238/32", "34.212.75.30/32", "54.218.53.128/32", "52.32.178.7/32"}
 
@@ -1350,7 +1354,7 @@ REQUIREMENTS: list[Requirement] = [
         ({("Kyperian", "DegradedMode")}, {"engine"}, {"production"}, 0, 3, 5),
     ),
     Requirement(
-        "exactly the eight alarms",
+        "exactly the ten alarms",
         "monitoring",
         of_type("AWS::CloudWatch::Alarm", lambda p: p["AlarmName"]),
         {
@@ -1362,6 +1366,8 @@ REQUIREMENTS: list[Requirement] = [
             "QueueAgeAlarm": "kyperian-production-queue-age",
             "SignalsRejectedAlarm": "kyperian-production-signals-rejected",
             "EngineDegradedAlarm": "kyperian-production-engine-degraded",
+            "TradingHaltedAlarm": "kyperian-production-trading-halted",
+            "ReconciliationMismatchAlarm": "kyperian-production-reconciliation-mismatch",
         },
     ),
     Requirement(
