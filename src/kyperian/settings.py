@@ -119,6 +119,9 @@ class Settings(BaseSettings):
     order_lease_seconds: int = Field(default=30, ge=1, le=600)
     """How long a worker that submitted an order owns its outcome; after that another
     worker reconciles it with the venue. Longer than a venue call, shorter than visibility."""
+    max_gross_exposure: float = Field(default=1.0, gt=0, le=10)
+    """Risk on the whole book: the sum of every symbol's committed exposure (open orders
+    included) may not pass this fraction of equity; a breach vetoes the entry."""
     reconcile_seconds: float = Field(default=60.0, ge=1)
     """How often the ledger is reconciled with the venue (also once at start)."""
     paper_account_id: str = Field(default="paper", pattern=r"^[A-Za-z0-9_.-]+$")

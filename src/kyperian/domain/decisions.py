@@ -49,6 +49,9 @@ class VetoCode(StrEnum):
     """The symbol's position in this direction is already a full position."""
     MAX_EXPOSURE = "MAX_EXPOSURE"
     """The entry would take the symbol's open exposure above its limit."""
+    MAX_GROSS_EXPOSURE = "MAX_GROSS_EXPOSURE"
+    """The entry would take the whole book's gross exposure (every symbol, open orders
+    included) above its limit; checked by ``kyperian.execution`` on the shared ledger."""
 
 
 class Veto(BaseModel):

@@ -271,13 +271,19 @@ class SignalProcessor:
 
     def _decide(self, signal: Signal, signals: list[Signal], now: datetime) -> Decision:
         exposure = self.execution.exposure(signal.symbol, signal.price) if self.execution else 0.0
-        return fuse(
+        decision = fuse(
             signals,
             self.rules,
             now,
             symbol=signal.symbol,
             exposure=exposure,
             trigger=signal,
+        )
+        veto = self.execution.risk_veto(decision) if self.execution else None
+        if veto is None:
+            return decision
+        return decision.model_copy(
+            update={"vetoes": (*decision.vetoes, veto), "position_size": 0.0}
         )
 
     def _cache_decision(self, decision: Decision) -> None:

@@ -99,6 +99,7 @@ def build_services(settings: Settings) -> EngineServices:
         approval=settings.approval_mode,
         approval_seconds=settings.approval_seconds,
         lease_seconds=settings.order_lease_seconds,
+        max_gross_exposure=settings.max_gross_exposure,
     )
     processor = SignalProcessor(
         cache=redis,

@@ -137,6 +137,18 @@ class Book(BaseModel):
             return math.copysign(1.0, float(committed))
         return float(committed * mark / equity)
 
+    def gross_exposure(self, marks: Mapping[str, Decimal] | None = None) -> float:
+        """Sum over symbols of |committed quantity| x mark / equity (open orders included)."""
+        marks = marks or {}
+        symbols = {p.symbol for p in self.positions} | {o.symbol for o in self.open_orders}
+        gross = Decimal(0)
+        for symbol in symbols:
+            held = self.position(symbol)
+            mark = marks.get(symbol) or (held.mark() if held else None) or self._order_price(symbol)
+            gross += abs(self.committed(symbol)) * (mark or Decimal(0))
+        equity = self.equity(marks)
+        return float(gross / equity) if equity > 0 else (1.0 if gross else 0.0)
+
     def _order_price(self, symbol: str) -> Decimal | None:
         return next(
             (

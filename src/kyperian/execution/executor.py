@@ -33,7 +33,7 @@ from enum import StrEnum
 from typing import Final
 
 from kyperian.domain.brokers import Broker, Order, OrderRequest, OrderSide
-from kyperian.domain.decisions import Decision
+from kyperian.domain.decisions import Decision, Veto, VetoCode
 from kyperian.domain.errors import InvalidOrderError, KyperianError, TemporaryError
 from kyperian.execution.book import Book
 from kyperian.execution.orders import (
@@ -111,6 +111,7 @@ class OrderExecutor:
         approval: bool = False,
         approval_seconds: int = 900,
         lease_seconds: int = 30,
+        max_gross_exposure: float | None = None,
         clock: Callable[[], datetime] = _utc_now,
     ) -> None:
         self.ledger = ledger
@@ -119,6 +120,7 @@ class OrderExecutor:
         self.approval = approval
         self.approval_seconds = approval_seconds
         self.lease_seconds = lease_seconds
+        self.max_gross_exposure = max_gross_exposure
         self._clock = clock
         self._opened = False
         self._recent = threading.local()
@@ -150,6 +152,31 @@ class OrderExecutor:
         book = self.book()
         self._recent.book = (time.monotonic(), book)
         return book.exposure(symbol, price)
+
+    def risk_veto(self, decision: Decision) -> Veto | None:
+        """A veto when the entry would take the whole book's gross exposure over the limit.
+
+        Reads the book fusion just read (this thread's), so it costs no extra call. An entry
+        that reduces the symbol's committed position is never vetoed.
+        """
+        if self.max_gross_exposure is None or not decision.actionable or decision.price is None:
+            return None
+        recent: tuple[float, Book] | None = getattr(self._recent, "book", None)
+        book = recent[1] if recent is not None else self.book()
+        committed = book.committed(decision.symbol)
+        if committed and (committed > 0) != (decision.action.direction > 0):
+            return None
+        price = Decimal(repr(decision.price))
+        gross = book.gross_exposure({decision.symbol: price})
+        if gross + decision.position_size <= self.max_gross_exposure + 1e-9:
+            return None
+        return Veto(
+            code=VetoCode.MAX_GROSS_EXPOSURE,
+            reason=(
+                f"gross exposure {gross:.4f} + {decision.position_size:.4f} would exceed the "
+                f"book limit {self.max_gross_exposure:.4f}"
+            ),
+        )
 
     def _sizing_book(self) -> Book:
         recent: tuple[float, Book] | None = getattr(self._recent, "book", None)

@@ -256,3 +256,19 @@ def test_reconciliation_halts_the_account_on_a_mismatch(ledger_aws: LedgerAws) -
     assert halted is not None
     assert halted.halted
     assert "reconciliation" in (halted.halt_reason or "")
+
+
+def test_gross_exposure_on_the_whole_book_vetoes_new_entries(ledger_aws: LedgerAws) -> None:
+    # GIVEN a 5 % AAPL position and a book limit of 8 % gross
+    account = ledger_aws.new_account()
+    executor = ledger_aws.executor(account, max_gross_exposure=0.08)
+    executor.execute(_decision())
+    msft = _decision("m" * 32).model_copy(update={"symbol": "MSFT"})
+
+    # WHEN a 5 % MSFT entry is checked  THEN it is vetoed with the arithmetic in the reason
+    veto = executor.risk_veto(msft)
+    assert veto is not None
+    assert veto.code.value == "MAX_GROSS_EXPOSURE"
+    assert "0.0500 + 0.0500" in veto.reason
+    # AND a sell that reduces the AAPL position is never vetoed
+    assert executor.risk_veto(_decision("s" * 32, Action.SELL)) is None
