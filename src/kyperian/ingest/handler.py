@@ -107,7 +107,8 @@ def wiring() -> Wiring:
 def _raw_body(event: dict[str, Any]) -> bytes:
     body = event.get("body") or ""
     if not event.get("isBase64Encoded"):
-        return str(body).encode("utf-8")
+        # A lone surrogate (an event escaped as \ud800) stays invalid UTF-8: a 400 later.
+        return str(body).encode("utf-8", "surrogatepass")
     try:
         return base64.b64decode(body, validate=True)
     except (binascii.Error, ValueError):
@@ -117,8 +118,14 @@ def _raw_body(event: dict[str, Any]) -> bytes:
 
 
 def _same(provided: str, expected: str) -> bool:
-    """Constant-time comparison, so response timing reveals nothing about the key."""
-    return hmac.compare_digest(provided.encode("utf-8"), expected.encode("utf-8"))
+    """Constant-time comparison, so response timing reveals nothing about the key.
+
+    ``surrogatepass``: a JSON string may escape a lone surrogate (``"\ud800"``), which strict
+    UTF-8 cannot encode; such a value is simply not the key, never an exception.
+    """
+    return hmac.compare_digest(
+        provided.encode("utf-8", "surrogatepass"), expected.encode("utf-8", "surrogatepass")
+    )
 
 
 def _check_origin(headers: dict[str, str], deps: Wiring) -> None:
