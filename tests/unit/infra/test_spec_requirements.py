@@ -481,6 +481,8 @@ REQUIREMENTS: list[Requirement] = [
             {"AttributeName": "SK", "AttributeType": "S"},
             {"AttributeName": "symbol", "AttributeType": "S"},
             {"AttributeName": "timestamp", "AttributeType": "S"},
+            {"AttributeName": "publish_state", "AttributeType": "S"},
+            {"AttributeName": "received_at", "AttributeType": "S"},
         ],
     ),
     Requirement(
@@ -492,6 +494,19 @@ REQUIREMENTS: list[Requirement] = [
             "KeySchema": [
                 {"AttributeName": "symbol", "KeyType": "HASH"},
                 {"AttributeName": "timestamp", "KeyType": "RANGE"},
+            ],
+            "Projection": {"ProjectionType": "ALL"},
+        },
+    ),
+    Requirement(
+        "signals sparse GSI unpublished-index (issue 17): the sweeper finds rows left pending",
+        "data",
+        props("SignalsTable") + ".GlobalSecondaryIndexes[IndexName=unpublished-index]",
+        {
+            "IndexName": "unpublished-index",
+            "KeySchema": [
+                {"AttributeName": "publish_state", "KeyType": "HASH"},
+                {"AttributeName": "received_at", "KeyType": "RANGE"},
             ],
             "Projection": {"ProjectionType": "ALL"},
         },
@@ -836,6 +851,7 @@ REQUIREMENTS: list[Requirement] = [
             "SignalValidatorLogGroup": "/aws/lambda/kyperian-production-signal-validator",
             "MtfHandlerLogGroup": "/aws/lambda/kyperian-production-mtf-handler",
             "HealthCheckLogGroup": "/aws/lambda/kyperian-production-health-check",
+            "SignalSweeperLogGroup": "/aws/lambda/kyperian-production-signal-sweeper",
             "AccessLogGroup": "/aws/apigateway/kyperian-production-http-api",
         },
     ),
@@ -852,6 +868,7 @@ REQUIREMENTS: list[Requirement] = [
         {
             "WriteOwnLogs": ["logs:CreateLogStream", "logs:PutLogEvents"],
             "SignalsTable": [
+                "dynamodb:BatchWriteItem",
                 "dynamodb:ConditionCheckItem",
                 "dynamodb:DeleteItem",
                 "dynamodb:DescribeTable",
@@ -861,6 +878,17 @@ REQUIREMENTS: list[Requirement] = [
             "PublishToBus": ["events:DescribeEventBus", "events:PutEvents"],
             "ReadIngestSecrets": ["secretsmanager:GetSecretValue"],
             "ReadApiKeyVersions": ["secretsmanager:ListSecretVersionIds"],
+        },
+    ),
+    Requirement(
+        "sweeper role: least privilege (issue 17)",
+        "api",
+        policy_statements("SignalSweeperRole"),
+        {
+            "WriteOwnLogs": ["logs:CreateLogStream", "logs:PutLogEvents"],
+            "ReadPendingSignals": ["dynamodb:Query"],
+            "MarkSignalsPublished": ["dynamodb:BatchWriteItem"],
+            "PublishToBus": ["events:PutEvents"],
         },
     ),
     Requirement(
@@ -1354,7 +1382,7 @@ REQUIREMENTS: list[Requirement] = [
         ({("Kyperian", "DegradedMode")}, {"engine"}, {"production"}, 0, 3, 5),
     ),
     Requirement(
-        "exactly the ten alarms",
+        "exactly the eleven alarms",
         "monitoring",
         of_type("AWS::CloudWatch::Alarm", lambda p: p["AlarmName"]),
         {
@@ -1368,6 +1396,7 @@ REQUIREMENTS: list[Requirement] = [
             "EngineDegradedAlarm": "kyperian-production-engine-degraded",
             "TradingHaltedAlarm": "kyperian-production-trading-halted",
             "ReconciliationMismatchAlarm": "kyperian-production-reconciliation-mismatch",
+            "UndoFailedAlarm": "kyperian-production-undo-failed",
         },
     ),
     Requirement(
