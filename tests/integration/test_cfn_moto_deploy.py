@@ -250,12 +250,18 @@ def test_decisions_table_has_keys(deployed: Deployed) -> None:
         {"AttributeName": "PK", "KeyType": "HASH"},
         {"AttributeName": "SK", "KeyType": "RANGE"},
     ]
-    # One row per signal (SK = SIGNAL#<id>); time order comes from the symbol-time-index GSI
-    [index] = table["GlobalSecondaryIndexes"]
-    assert index["IndexName"] == "symbol-time-index"
-    assert index["KeySchema"] == [
-        {"AttributeName": "PK", "KeyType": "HASH"},
-        {"AttributeName": "time_key", "KeyType": "RANGE"},
+    # One row per triggering signal; time order comes from the GSI (latest, history).
+    assert [
+        (i["IndexName"], i["KeySchema"], i["Projection"]) for i in table["GlobalSecondaryIndexes"]
+    ] == [
+        (
+            "symbol-time-index",
+            [
+                {"AttributeName": "PK", "KeyType": "HASH"},
+                {"AttributeName": "time_key", "KeyType": "RANGE"},
+            ],
+            {"ProjectionType": "ALL"},
+        )
     ]
 
 
