@@ -99,7 +99,9 @@ def start(settings: Settings, supervisor: Supervisor, log_dir: Path) -> StackInf
     supervisor.start(
         Child(
             "aws-emulator",
-            python_module("moto.server", "-H", "127.0.0.1", "-p", str(settings.local_aws_port)),
+            python_module(
+                "kyperian.local.emulator", "-H", "127.0.0.1", "-p", str(settings.local_aws_port)
+            ),
             http_ok(f"{endpoint}/moto-api/data.json"),
             env=LOCAL_CREDENTIALS,
             log=log_dir / "aws-emulator.log",
@@ -135,6 +137,7 @@ def start(settings: Settings, supervisor: Supervisor, log_dir: Path) -> StackInf
                 "KYPERIAN_THROTTLE_RATE": str(settings.throttle_rate),
                 "KYPERIAN_THROTTLE_BURST": str(settings.throttle_burst),
                 "POWERTOOLS_SERVICE_NAME": "signal-validator",
+                "AWS_SDK_UA_APP_ID": "gateway",
             },
             log=log_dir / "gateway.log",
             restart=True,
@@ -179,7 +182,7 @@ def _start_engine(
         "3",
         "--no-access-log",
     )
-    engine_env = {**env, "POWERTOOLS_SERVICE_NAME": "engine"}
+    engine_env = {**env, "POWERTOOLS_SERVICE_NAME": "engine", "AWS_SDK_UA_APP_ID": "engine"}
     supervisor.start(
         Child(
             "engine",
