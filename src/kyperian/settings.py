@@ -118,6 +118,11 @@ class Settings(BaseSettings):
     fusion: FusionRules = Field(default_factory=lambda: _fusion_rules_from_env())
     """Fusion rules, each read from ``KYPERIAN_FUSION_<RULE>`` (see docs/fusion.md)."""
 
+    # --- load (issue 15: throughput of the engine and the local stack) ---
+    worker_concurrency: int = Field(default=10, ge=1, le=16)
+    """Threads processing a received batch, one symbol per lane, each symbol kept in order
+    (KYPERIAN_WORKER_CONCURRENCY); 1 processes a batch one message at a time."""
+
     @model_validator(mode="after")
     def _derive_names(self) -> Settings:
         env = self.environment

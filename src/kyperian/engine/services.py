@@ -64,6 +64,7 @@ def _worker(settings: Settings, processor: SignalProcessor) -> QueueWorker | Non
         batch_size=settings.worker_batch_size,
         wait_seconds=settings.worker_wait_seconds,
         visibility_seconds=settings.worker_visibility_seconds,
+        concurrency=settings.worker_concurrency,
     )
 
 
