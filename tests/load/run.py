@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import secrets
 import subprocess
 import sys
@@ -31,6 +32,45 @@ DRAIN_TIMEOUT = float(os.environ.get("DRAIN_TIMEOUT", "180"))
 
 def load_average() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def _tree_cpu_seconds(root: int) -> float:
+    """CPU seconds used so far by process ``root`` and every live descendant (Linux /proc)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    parents: dict[int, int] = {}
+    used: dict[int, float] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid = int(stat.parent.name)
+        parents[pid] = int(fields[1])
+        used[pid] = (int(fields[11]) + int(fields[12])) / ticks
+    total, stack = 0.0, [root]
+    while stack:
+        pid = stack.pop()
+        total += used.get(pid, 0.0)
+        stack += [child for child, parent in parents.items() if parent == pid]
+    return total
+
+
+def cpu_seconds(log_dir: Path) -> dict[str, float]:
+    """Per stack part (the supervisor's pid files), CPU seconds used so far."""
+    return {
+        pid_file.stem: _tree_cpu_seconds(int(pid_file.read_text()))
+        for pid_file in sorted(log_dir.glob("*.pid"))
+    }
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _print_cpu(before: dict[str, float], after: dict[str, float], seconds: float) -> None:
+    parts = [f"{name} {after[name] - before.get(name, 0.0):.0f}" for name in after]
+    print(f"CPU seconds over the {seconds:.0f} s run: " + ", ".join(parts), flush=True)
 
 
 def _emulator(url: str, method: str) -> dict[str, Any]:
@@ -92,8 +132,15 @@ def main() -> int:
         env["QUEUE_URL"] = queue_url
     try:
         print(f"load average before: {load_average()}", flush=True)
+        cpu_before = cpu_seconds(stack.log_dir) if stack else {}
+        after: dict[str, float] = {}
+        began, locust_cpu = time.monotonic(), _children_cpu()
         _locust(host, env)
+        after["locust"] = _children_cpu() - locust_cpu
         print(f"load average after:  {load_average()}", flush=True)
+        if stack is not None:
+            after.update(cpu_seconds(stack.log_dir))
+        _print_cpu(cpu_before, after, time.monotonic() - began)
         if queue_url:
             sqs_endpoint = stack.aws_endpoint if stack else None
             print(f"queue drained in {drain(queue_url, sqs_endpoint):.1f} s", flush=True)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import http.client
 import json
 import os
 import re
@@ -26,11 +27,14 @@ import signal
 import sys
 import threading
 import time
+import urllib.request
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from typing import Any, Final
+from urllib.parse import urlsplit
 
 STATS_PATH: Final = "/_kyperian/emulator"
+DYNAMODB_TARGET: Final = "DynamoDB_"
 _APP_ID = re.compile(r"\bapp/([A-Za-z0-9._-]+)")
 _MAX_SAMPLES: Final = 200_000
 """Per operation; beyond it only the count and total grow (a run of hours)."""
@@ -97,30 +101,88 @@ def operation_of(environ: dict[str, Any]) -> str:
     return f"{environ.get('REQUEST_METHOD', '?')} {environ.get('PATH_INFO', '/')}"
 
 
-class Timed:
-    """WSGI middleware: time each call of ``app`` (to the last byte of its answer)."""
+class Forward:
+    """WSGI app relaying a call to another emulator and its answer back, untouched."""
 
-    def __init__(self, app: WsgiApp, times: CallTimes | None = None) -> None:
+    _HOP_BY_HOP: Final = frozenset({"connection", "keep-alive", "transfer-encoding"})
+
+    def __init__(self, upstream: str) -> None:
+        parts = urlsplit(upstream)
+        self.upstream = upstream.rstrip("/")
+        self._host, self._port = parts.hostname or "127.0.0.1", parts.port or 80
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length) if length else b""
+        headers = {
+            name[5:].replace("_", "-").title(): str(value)
+            for name, value in environ.items()
+            if name.startswith("HTTP_")
+        }
+        if environ.get("CONTENT_TYPE"):
+            headers["Content-Type"] = environ["CONTENT_TYPE"]
+        path = environ.get("PATH_INFO", "/")
+        if environ.get("QUERY_STRING"):
+            path += f"?{environ['QUERY_STRING']}"
+        connection = http.client.HTTPConnection(self._host, self._port, timeout=60)
+        try:
+            connection.request(environ.get("REQUEST_METHOD", "POST"), path, body, headers)
+            answer = connection.getresponse()
+            payload = answer.read()
+        finally:
+            connection.close()
+        relayed = [(k, v) for k, v in answer.getheaders() if k.lower() not in self._HOP_BY_HOP]
+        start_response(f"{answer.status} {answer.reason}", relayed)
+        return [payload]
+
+
+class Timed:
+    """WSGI middleware: time each call of ``app`` (to the last byte of its answer).
+
+    With ``dynamodb``, DynamoDB calls are relayed to that emulator instead (timed there),
+    so a client given this one endpoint for every service still reaches every table, and
+    the figures of both are served here, merged.
+    """
+
+    def __init__(
+        self, app: WsgiApp, times: CallTimes | None = None, dynamodb: Forward | None = None
+    ) -> None:
         self.app = app
         self.times = times or CallTimes()
+        self.dynamodb = dynamodb
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         if environ.get("PATH_INFO") == STATS_PATH:
             return self._stats(environ, start_response)
+        operation = operation_of(environ)
+        if self.dynamodb is not None and operation.startswith(DYNAMODB_TARGET):
+            return self.dynamodb(environ, start_response)
         began = time.perf_counter()
         body = b"".join(self.app(environ, start_response))
         ms = (time.perf_counter() - began) * 1000
-        self.times.add(caller_of(environ), operation_of(environ), ms)
+        self.times.add(caller_of(environ), operation, ms)
         return [body]
 
     def _stats(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        if environ.get("REQUEST_METHOD") == "POST":
+        method = environ.get("REQUEST_METHOD", "GET")
+        if method == "POST":
             self.times.clear()
-        body = json.dumps({"calls": self.times.summary()}).encode()
+        calls = self.times.summary()
+        if self.dynamodb is not None:
+            calls += _stats_of(self.dynamodb.upstream, method)
+        body = json.dumps({"calls": calls}).encode()
         start_response(
             "200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
         )
         return [body]
+
+
+def _stats_of(endpoint: str, method: str) -> list[dict[str, Any]]:
+    """Another emulator's figures (``method`` POST clears them too)."""
+    request = urllib.request.Request(f"{endpoint}{STATS_PATH}", method=method)  # noqa: S310
+    with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310 - loopback
+        calls: list[dict[str, Any]] = json.loads(answer.read())["calls"]
+        return calls
 
 
 def remember_jsonpaths() -> None:
@@ -144,6 +206,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-H", "--host", default="127.0.0.1")
     parser.add_argument("-p", "--port", type=int, required=True)
+    parser.add_argument("--dynamodb", help="URL of the emulator serving DynamoDB, to relay to")
     args = parser.parse_args(argv)
     # moto builds queue URLs and ARNs from this; it must be the port it really serves on.
     os.environ.setdefault("MOTO_PORT", str(args.port))
@@ -157,7 +220,8 @@ def main(argv: list[str] | None = None) -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: sys.exit(0))
     app = DomainDispatcherApplication(create_backend_app)
-    run_simple(args.host, args.port, Timed(app), threaded=True)
+    relay = Forward(args.dynamodb) if args.dynamodb else None
+    run_simple(args.host, args.port, Timed(app, dynamodb=relay), threaded=True)
 
 
 if __name__ == "__main__":

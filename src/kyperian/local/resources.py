@@ -35,9 +35,18 @@ def api_key_secret_id(environment: str) -> str:
     return f"/kyperian/{environment}/api/key"
 
 
-def provision(clients: dict[str, Any], environment: str, api_key: str) -> LocalResources:
-    """Deploy the data and messaging stacks, then store the API key secret."""
-    data = deploy(clients["cloudformation"], "data", environment)
+def provision(
+    clients: dict[str, Any],
+    environment: str,
+    api_key: str,
+    data_clients: dict[str, Any] | None = None,
+) -> LocalResources:
+    """Deploy the data and messaging stacks, then store the API key secret.
+
+    ``data_clients`` reach the emulator that serves DynamoDB when it is not the same one
+    (the local stack runs DynamoDB in an emulator process of its own).
+    """
+    data = deploy((data_clients or clients)["cloudformation"], "data", environment)
     messaging = deploy(clients["cloudformation"], "messaging", environment)
     secret_id = api_key_secret_id(environment)
     clients["secretsmanager"].create_secret(Name=secret_id, SecretString=api_key)

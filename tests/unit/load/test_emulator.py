@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import io
 import json
+import threading
 from collections.abc import Iterable
 from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 from jsonpath_ng import ext
 
-from kyperian.local.emulator import STATS_PATH, Timed, remember_jsonpaths
+from kyperian.local.emulator import STATS_PATH, Forward, Timed, remember_jsonpaths
+
+
+class _Quiet(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        """No access log on the test's output."""
 
 
 def _moto_like(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
@@ -71,3 +79,44 @@ def test_jsonpath_expressions_are_parsed_once_and_still_find_the_same() -> None:
     assert first is second
     assert [m.value for m in first.find({"detail": {"symbol": "AAPL"}})] == ["AAPL"]
     assert module.parse.__wrapped__("$.detail.symbol") is not first
+
+
+def test_dynamodb_calls_are_relayed_to_their_own_emulator_and_figures_merged() -> None:
+    # GIVEN a DynamoDB emulator serving on a loopback port, and the main one relaying to it
+    upstream = Timed(_moto_like)
+    server = make_server("127.0.0.1", 0, upstream, handler_class=_Quiet)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    seen: list[str] = []
+
+    def main_app(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        seen.append(environ["HTTP_X_AMZ_TARGET"])
+        start_response("200 OK", [])
+        return [b"{}"]
+
+    main = Timed(main_app, dynamodb=Forward(f"http://127.0.0.1:{server.server_port}"))
+    body = b'{"TableName":"t"}'
+    try:
+        # WHEN a DynamoDB call and an SQS call reach the main emulator
+        relayed = _call(
+            main,
+            PATH_INFO="/",
+            REQUEST_METHOD="POST",
+            CONTENT_LENGTH=str(len(body)),
+            CONTENT_TYPE="application/x-amz-json-1.0",
+            HTTP_X_AMZ_TARGET="DynamoDB_20120810.GetItem",
+            HTTP_USER_AGENT="Boto3 app/engine",
+            **{"wsgi.input": io.BytesIO(body)},  # type: ignore[arg-type]
+        )
+        _call(main, PATH_INFO="/", HTTP_X_AMZ_TARGET="AmazonSQS.ReceiveMessage")
+        merged = json.loads(_call(main, PATH_INFO=STATS_PATH, REQUEST_METHOD="GET")[1])
+    finally:
+        server.shutdown()
+
+    # THEN DynamoDB's answer came from its emulator, SQS stayed, and both are in the figures
+    assert relayed == ("200 OK", b'{"ok":true}')
+    assert seen == ["AmazonSQS.ReceiveMessage"]
+    calls = {(c["caller"], c["operation"]) for c in merged["calls"]}
+    assert calls == {
+        ("engine", "DynamoDB_20120810.GetItem"),
+        ("other", "AmazonSQS.ReceiveMessage"),
+    }
