@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, Final
 from urllib.parse import quote
 
-from kyperian.client import Unreachable, request, symbol_path
+from kyperian.client import Unreachable, engine_request, symbol_path
 
 WEBHOOK_ROUTES: Final = frozenset({"/webhook", "/webhook/mtf", "/webhook [invalid]"})
 KNEE_P99_MS: Final = 100.0
@@ -177,7 +177,7 @@ def _history(engine: str, symbol: str) -> Iterable[dict[str, Any]]:
     before = ""
     while True:
         query = f"limit={DECISION_PAGE}" + (f"&before={quote(before)}" if before else "")
-        answer = request("GET", f"{engine}/decisions/{symbol_path(symbol)}/history?{query}")
+        answer = engine_request("GET", f"{engine}/decisions/{symbol_path(symbol)}/history?{query}")
         if not answer.ok:
             raise Unreachable(f"decision history of {symbol}: HTTP {answer.status}")
         yield from answer.body.get("decisions", [])
@@ -304,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
             read_decisions(args.reports, args.engine, phases)
             measured = True
         except Unreachable as exc:
-            print(f"webhook-to-decision: engine not reachable ({exc})")
+            print(f"webhook-to-decision: decisions not readable ({exc})")
     print("\n".join(table(phases)))
     print(knee(phases))
     print("\n".join(emulator_share(args.reports, phases)))

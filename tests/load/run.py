@@ -119,8 +119,8 @@ def main() -> int:
     stack: RunningStack | None = None
     if not host:
         key = os.environ.get("KYPERIAN_API_KEY") or f"loadtest-{secrets.token_hex(16)}"
-        os.environ.setdefault("KYPERIAN_ENGINE_TOKEN", secrets.token_urlsafe(24))
         stack = launch(key, REPORTS / "stack-logs")
+        os.environ["KYPERIAN_ENGINE_TOKEN"] = stack.engine_token  # the gate reads decisions
         host, engine = stack.gateway, engine or stack.engine
         local = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}
         env.update(local, AWS_DEFAULT_REGION="us-east-1", KYPERIAN_API_KEY=key)
