@@ -11,7 +11,13 @@ from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 from jsonpath_ng import ext
 
-from kyperian.local.emulator import STATS_PATH, Forward, Timed, remember_jsonpaths
+from kyperian.local.emulator import (
+    STATS_PATH,
+    Forward,
+    Timed,
+    remember_jsonpaths,
+    remember_moto_lookups,
+)
 
 
 class _Quiet(WSGIRequestHandler):
@@ -120,3 +126,28 @@ def test_dynamodb_calls_are_relayed_to_their_own_emulator_and_figures_merged() -
         ("engine", "DynamoDB_20120810.GetItem"),
         ("other", "AmazonSQS.ReceiveMessage"),
     }
+
+
+def test_moto_lookups_are_made_once_and_answer_as_before() -> None:
+    # GIVEN moto's per-request lookups, answered once before the memo
+    from moto import backends as moto_backends
+    from moto.core import responses as moto_responses
+    from moto.dynamodb.responses import DynamoHandler
+
+    backends: Any = moto_backends
+    responses: Any = moto_responses
+    modules_before = list(backends.list_of_moto_modules())
+    names_before = responses.method_names_from_class(DynamoHandler)
+
+    # WHEN the emulator remembers them (twice: a second call must not wrap again)
+    remember_moto_lookups()
+    remember_moto_lookups()
+
+    # THEN the answers are the same, and the method list is one object, not rebuilt per call
+    assert list(backends.list_of_moto_modules()) == modules_before
+    assert "dynamodb" in modules_before
+    assert responses.method_names_from_class(DynamoHandler) == names_before
+    assert responses.method_names_from_class(DynamoHandler) is responses.method_names_from_class(
+        DynamoHandler
+    )
+    assert "put_item" in names_before
