@@ -35,6 +35,7 @@ from typing import Any, Final
 from urllib.parse import quote
 
 from kyperian.client import Unreachable, engine_request, symbol_path
+from tests.load.profile import WARMUP
 
 WEBHOOK_ROUTES: Final = frozenset({"/webhook", "/webhook/mtf", "/webhook [invalid]"})
 KNEE_P99_MS: Final = 100.0
@@ -187,8 +188,9 @@ def _history(engine: str, symbol: str) -> Iterable[dict[str, Any]]:
 
 
 def knee(phases: Sequence[PhaseFigures], budget_ms: float = KNEE_P99_MS) -> str:
-    """Where webhook p99 first crosses ``budget_ms`` as the rate climbs."""
-    points = sorted((p.rate, quantile(p.webhook_ms, 0.99)) for p in phases if p.webhook_ms)
+    """Where webhook p99 first crosses ``budget_ms`` as the rate climbs (warm-up left out)."""
+    measured = [p for p in phases if p.webhook_ms and p.name != WARMUP]
+    points = sorted((p.rate, quantile(p.webhook_ms, 0.99)) for p in measured)
     below = None
     for rate, p99 in points:
         if p99 > budget_ms:

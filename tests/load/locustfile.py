@@ -17,6 +17,7 @@ from the stage throttle is recorded as a failure named ``throttled``.
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import os
 import random
@@ -28,7 +29,15 @@ import gevent  # type: ignore[import-untyped]  # gevent ships no stubs
 from locust import FastHttpUser, LoadTestShape, constant, events, task
 
 from kyperian.client import api_key
-from tests.load.profile import Phase, Schedule, duration, phase_at, profile, users_needed
+from tests.load.profile import (
+    WARMUP,
+    Phase,
+    Schedule,
+    duration,
+    phase_at,
+    profile,
+    users_needed,
+)
 
 SYMBOLS = [f"LT{n:03d}" for n in range(200)]
 TIMEFRAMES = ["15", "30", "60", "240", "D", "W"]
@@ -48,6 +57,7 @@ DRAIN_SECONDS = 5.0
 REQUESTS: list[tuple[str, str, float, float, float, str]] = []
 ACCEPTED: list[dict[str, Any]] = []
 _started: list[float] = []
+_WARMED = itertools.count()
 
 
 def _start() -> float:
@@ -98,7 +108,10 @@ class TradingViewAlerts(FastHttpUser):
         gevent.sleep(max(0.0, start + due - time.monotonic()))
         late_ms = (time.monotonic() - start - due) * 1000
         kind = random.choices(KINDS, WEIGHTS)[0]
-        if kind == "single":
+        if phase.name == WARMUP:  # every symbol once, in turn
+            body = _alert(SYMBOLS[next(_WARMED) % len(SYMBOLS)], random.choice(TIMEFRAMES))
+            self._send("POST", "/webhook", "/webhook", body, 202, phase, due, late_ms)
+        elif kind == "single":
             body = _alert(random.choice(SYMBOLS), random.choice(TIMEFRAMES))
             self._send("POST", "/webhook", "/webhook", body, 202, phase, due, late_ms)
         elif kind == "mtf":

@@ -9,10 +9,14 @@ process at the phase's rate, whatever the previous requests are doing, so a slow
 meets the same traffic as a fast one (a closed model, N users waiting for answers, would
 slow down with the system and hide its knee). ``Schedule`` hands out those due times.
 
-The default profile climbs: Phase 2 for 60 s, two short steps, Phase 3 for 60 s, two steps
-up to the stage throttle's 50/s; the steps locate the knee (where webhook p99 crosses the
-budget). ``SPIKE=1`` appends ten seconds at ten times Phase 3, which the stage throttle
-must answer with 429s. ``PHASES="name:rate:seconds,..."`` replaces the whole profile.
+The default profile starts with a warm-up that is not gated: 200 single alerts at 10/s,
+one per symbol, because the engine's first signal of a symbol after it starts reads the
+symbol's window back from the Signals table (six queries, its cache refill), a one-off cost
+a running system has already paid. Then it climbs: Phase 2 for 60 s, two short steps,
+Phase 3 for 60 s, two steps up to the stage throttle's 50/s; the steps locate the knee
+(where webhook p99 crosses the budget). ``SPIKE=1`` appends ten seconds at ten times
+Phase 3, which the stage throttle must answer with 429s. ``PHASES="name:rate:seconds,..."``
+replaces the whole profile.
 """
 
 from __future__ import annotations
@@ -43,7 +47,11 @@ class Phase:
             raise ValueError(f"phase {self.name}: seconds must be a positive number")
 
 
+WARMUP = "warmup"
+"""Not gated: one single alert per symbol, in turn, before the measured phases."""
+
 DEFAULT_PHASES: tuple[Phase, ...] = (
+    Phase(WARMUP, 10, 20),
     Phase("phase2", PHASE2_RATE, 60),
     Phase("step16", 16, 20),
     Phase("step24", 24, 20),

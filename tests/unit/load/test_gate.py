@@ -74,6 +74,9 @@ def test_the_knee_is_bracketed_by_the_rates_around_the_crossing() -> None:
     )
     assert knee([_phase("a", 8.3, slow, [])]).startswith("knee: below 8.3/s")
     assert knee([_phase("a", 50, fast, [])]).startswith("knee: above 50.0/s")
+    # a slow warm-up (the engine's first sight of each symbol) is not the knee
+    warmup = _phase("warmup", 5, slow, [])
+    assert knee([warmup, _phase("a", 8.3, fast, [])]).startswith("knee: above 8.3/s")
 
 
 def test_throttled_requests_are_counted_apart_from_errors(tmp_path: Path) -> None:

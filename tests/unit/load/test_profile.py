@@ -13,6 +13,7 @@ from tests.load.profile import (
     PHASE2_RATE,
     PHASE3_RATE,
     SPIKE,
+    WARMUP,
     Phase,
     Schedule,
     parse_phases,
@@ -26,7 +27,10 @@ def test_the_default_profile_holds_the_specifications_phases() -> None:
     # GIVEN no PHASES and no SPIKE
     phases = profile(None, spike=False)
 
-    # THEN Phase 2 (500/min) and Phase 3 (2,000/min) run 60 s each, and no step passes 50/s
+    # THEN a warm-up sends one alert per symbol (200), then Phase 2 (500/min) and Phase 3
+    # (2,000/min) run 60 s each, and no step passes the stage throttle's 50/s
+    assert phases[0].name == WARMUP
+    assert phases[0].rate * phases[0].seconds == 200
     by_name = {p.name: p for p in phases}
     assert (by_name["phase2"].rate, by_name["phase2"].seconds) == (PHASE2_RATE, 60)
     assert (by_name["phase3"].rate, by_name["phase3"].seconds) == (PHASE3_RATE, 60)
