@@ -13,7 +13,9 @@ from kyperian.domain.engine_ports import QueueMessage
 from kyperian.domain.errors import TemporaryError
 from kyperian.domain.models import Signal
 from kyperian.engine.processor import Result
+from kyperian.engine.services import worker_lanes
 from kyperian.engine.worker import QueueWorker, WorkerState, ordering_key, symbol_lanes
+from kyperian.settings import Settings
 from tests.signal_factory import envelope, make_signal
 from tests.unit.engine.conftest import Engine
 from tests.unit.engine.fakes import MemoryQueue
@@ -224,3 +226,13 @@ def test_lanes_partition_a_batch_by_symbol_keeping_delivery_order(
         if keys.pop().startswith("message:"):
             assert len(lane) == 1
     assert len(lanes) == len({s for s in symbols if s}) + symbols.count(None)
+
+
+def test_auto_trading_keeps_one_lane_so_the_book_limit_stays_exact() -> None:
+    # GIVEN the same worker settings with and without auto trading
+    quiet = Settings(worker_concurrency=8)
+    trading = Settings(worker_concurrency=8, auto_trading=True)
+
+    # THEN lanes run side by side only when no order can come out of a decision
+    assert worker_lanes(quiet) == 8
+    assert worker_lanes(trading) == 1
