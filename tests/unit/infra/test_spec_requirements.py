@@ -1000,6 +1000,7 @@ REQUIREMENTS: list[Requirement] = [
             "KYPERIAN_DECISIONS_TABLE": "kyperian-production-decisions",
             "KYPERIAN_SIGNAL_QUEUE_URL": {"Fn::ImportValue": "production:SignalQueueUrl"},
             "KYPERIAN_REDIS_TLS": "true",
+            "KYPERIAN_ENGINE_TOKEN_SECRET_ID": "/kyperian/production/engine/token",
         },
     ),
     Requirement(
