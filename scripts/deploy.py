@@ -146,6 +146,16 @@ def _cfn_tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str,
 _CfnLoader.add_multi_constructor("!", _cfn_tag)  # type: ignore[no-untyped-call]
 
 
+def compact_template(body: str) -> str:
+    """``body`` (YAML or JSON) as compact JSON: the same template, without comments or spaces."""
+    loader = _CfnLoader(body)
+    try:
+        data = loader.get_single_data()
+    finally:
+        loader.dispose()  # type: ignore[no-untyped-call]
+    return json.dumps(data, separators=(",", ":"), sort_keys=False)
+
+
 def load_template(path: Path) -> dict[str, Any]:
     try:
         loader = _CfnLoader(path.read_text(encoding="utf-8"))  # a SafeLoader: plain data only
@@ -842,6 +852,12 @@ class Deployer:
     def _template_argument(self, step: Step) -> dict[str, str]:
         if len(step.template_body.encode()) <= MAX_TEMPLATE_BODY:
             return {"TemplateBody": step.template_body}
+        # Comments and indentation count too: the same template as compact JSON (long-form
+        # intrinsics, as the loader reads them) often fits, and needs no bucket (the cicd
+        # stack, which creates the buckets, must deploy without one).
+        compact = compact_template(step.template_body)
+        if len(compact.encode()) <= MAX_TEMPLATE_BODY:
+            return {"TemplateBody": compact}
         if not self.template_bucket:
             raise DeployError(
                 f"{step.spec.template.name} exceeds {MAX_TEMPLATE_BODY} bytes: pass "

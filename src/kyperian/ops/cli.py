@@ -18,6 +18,7 @@ from kyperian.adapters.aws.clients import make_client
 from kyperian.ops.bootstrap import Bootstrap, BootstrapError
 from kyperian.ops.parameters import TEMPLATES, ParameterFile, load_parameter_file
 from kyperian.ops.preflight import ClientFactory, Preflight, report
+from kyperian.ops.preview import Preview, markdown
 from kyperian.settings import get_settings
 
 ENVIRONMENTS = ("staging", "production")
@@ -48,6 +49,18 @@ def add_commands(commands: Any) -> None:
     _common(bootstrap)
     bootstrap.add_argument("--zone", required=True, help="public hosted zone, e.g. kyperian.com")
     bootstrap.set_defaults(run=_bootstrap)
+
+    preview = steps.add_parser(
+        "preview",
+        help="print what a deploy would change, as Markdown (change sets, deleted after)",
+        description="A change set per existing stack (new stacks list their resources), "
+        "described as Markdown: additions, modifications, removals, replacements and why. "
+        "Nothing is deployed; the change sets are deleted.",
+    )
+    _common(preview)
+    preview.add_argument("--role-arn", help="CloudFormation execution role for the change sets")
+    preview.add_argument("--output", type=Path, help="also write the Markdown to this file")
+    preview.set_defaults(run=_preview)
 
 
 def _common(command: argparse.ArgumentParser) -> None:
@@ -109,3 +122,17 @@ def _bootstrap(args: argparse.Namespace) -> int:
     print("\n".join(actions))
     print("bootstrap: done; certificates are usable once ACM shows them ISSUED (preflight checks)")
     return 0
+
+
+def _preview(args: argparse.Namespace) -> int:
+    try:
+        file, region = _file(args)
+    except (OSError, ValueError) as exc:
+        print(f"kyperian deploy preview: {exc}", file=sys.stderr)
+        return 1
+    previews = Preview(file, region, client_factory(args.endpoint_url), args.role_arn).run()
+    text = markdown(file, region, previews)
+    print(text, end="")
+    if args.output:
+        args.output.write_text(text, encoding="utf-8")
+    return 1 if any(p.status == "error" for p in previews) else 0
