@@ -16,6 +16,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from kyperian.adapters.aws.clients import make_client
 from kyperian.ops.bootstrap import Bootstrap, BootstrapError
+from kyperian.ops.drift import Drift
+from kyperian.ops.drift import markdown as drift_markdown
 from kyperian.ops.parameters import TEMPLATES, ParameterFile, load_parameter_file
 from kyperian.ops.preflight import ClientFactory, Preflight, report
 from kyperian.ops.preview import Preview, markdown
@@ -61,6 +63,16 @@ def add_commands(commands: Any) -> None:
     preview.add_argument("--role-arn", help="CloudFormation execution role for the change sets")
     preview.add_argument("--output", type=Path, help="also write the Markdown to this file")
     preview.set_defaults(run=_preview)
+
+    drift = steps.add_parser(
+        "drift",
+        help="detect drift on every stack; exit 1 when a resource differs from its template",
+        description="CloudFormation drift detection on each deployed stack of the parameter "
+        "file; prints the drifted resources and properties as Markdown.",
+    )
+    _common(drift)
+    drift.add_argument("--output", type=Path, help="also write the Markdown to this file")
+    drift.set_defaults(run=_drift)
 
 
 def _common(command: argparse.ArgumentParser) -> None:
@@ -136,3 +148,17 @@ def _preview(args: argparse.Namespace) -> int:
     if args.output:
         args.output.write_text(text, encoding="utf-8")
     return 1 if any(p.status == "error" for p in previews) else 0
+
+
+def _drift(args: argparse.Namespace) -> int:
+    try:
+        file, region = _file(args)
+    except (OSError, ValueError) as exc:
+        print(f"kyperian deploy drift: {exc}", file=sys.stderr)
+        return 1
+    drifts = Drift(file, region, client_factory(args.endpoint_url)).run()
+    text = drift_markdown(file, drifts)
+    print(text, end="")
+    if args.output:
+        args.output.write_text(text, encoding="utf-8")
+    return 1 if any(d.status in ("DRIFTED", "FAILED") for d in drifts) else 0
