@@ -33,7 +33,7 @@ import re
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -117,6 +117,7 @@ STACKS: Final = (
 )
 SPECS: Final = {spec.key: spec for spec in STACKS}
 MONITORING_STACK: Final = "monitoring"
+DR_STACK: Final = "dr"
 
 
 def stack_name(environment: str, key: str) -> str:
@@ -407,6 +408,8 @@ class Plan:
     alarm_names: tuple[str, ...]
     monitoring_minutes: int
     dashboards: tuple[Path, ...] = ()
+    dr_region: str | None = None
+    """The DR region (config/data DrRegion); its api stack fills dr's secondary target."""
 
     def monitoring_for(self, step: Step) -> int:
         return self.monitoring_minutes if step.spec.serves_traffic else 0
@@ -509,6 +512,7 @@ def build_plan(
         (p["PrimaryRegion"] for p in parameters.values() if p.get("PrimaryRegion")), region
     )
     dashboards = tuple(sorted(dashboards_dir.glob("*.json"))) if dashboards_dir.is_dir() else ()
+    dr_region = next((p["DrRegion"] for p in parameters.values() if p.get("DrRegion")), None)
     return Plan(
         environment=environment,
         region=region,
@@ -517,6 +521,7 @@ def build_plan(
         alarm_names=tuple(names),
         monitoring_minutes=monitoring_minutes,
         dashboards=dashboards,
+        dr_region=dr_region,
     )
 
 
@@ -749,6 +754,8 @@ class Deployer:
     # -- one stack --
 
     def deploy(self, step: Step) -> StackResult:
+        if step.spec.key == DR_STACK:
+            step = self.with_dr_targets(step)
         cfn = self.aws.cloudformation(step.region)
         self.out(f"\n=== {step.name} ({step.region})")
         stack = self._describe(cfn, step.name)
@@ -807,6 +814,32 @@ class Deployer:
             changes=len(changes),
             outputs=self._outputs(final),
         )
+
+    def with_dr_targets(self, step: Step) -> Step:
+        """``step`` with the secondary failover target read from the DR region's api stack.
+
+        The parameter file leaves ``DrOriginTarget*`` empty; the values are the DR region's
+        ``kyperian-<env>-api`` outputs. While that stack does not exist the record waits (no
+        secondary); once it does, every deploy of ``dr`` keeps the failover pair complete, so
+        failing over needs no edit. A value given in the parameter file wins.
+        """
+        if not self.plan.dr_region or step.parameters.get("DrOriginTargetDomainName"):
+            return step
+        name = stack_name(self.plan.environment, "api")
+        stack = self._describe(self.aws.cloudformation(self.plan.dr_region), name)
+        outputs = self._outputs(stack) if stack else {}
+        target, zone = (
+            outputs.get("OriginTargetDomainName"),
+            outputs.get("OriginTargetHostedZoneId"),
+        )
+        if not (target and zone):
+            self.out(f"dr: no {name} in {self.plan.dr_region} yet; the secondary record waits")
+            return step
+        self.out(f"dr: secondary target {target} from {name} in {self.plan.dr_region}")
+        parameters = dict(
+            step.parameters, DrOriginTargetDomainName=target, DrOriginTargetHostedZoneId=zone
+        )
+        return replace(step, parameters=parameters)
 
     def rollback_configuration(self, step: Step) -> dict[str, Any]:
         """The alarms that roll this stack's operation back, and how long they are watched.
