@@ -53,6 +53,7 @@ OPERATIONS: Final = {
     "dlq-redrive",
     "rotate-api-key",
     "rollback-deployment",
+    "restore-point-in-time",
 }
 """The specification's operations and the ones on-call asked for; every other page is an alarm's."""
 SECTIONS: Final = ("Meaning", "Impact", "Diagnosis", "Mitigation", "Verification", "Escalation")
