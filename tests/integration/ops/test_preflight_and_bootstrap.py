@@ -19,7 +19,12 @@ from moto import mock_aws
 
 from kyperian.cli import main
 from kyperian.ops.bootstrap import Bootstrap, BootstrapError
-from kyperian.ops.parameters import TEMPLATES, ParameterFile, load_parameter_file
+from kyperian.ops.parameters import (
+    TEMPLATES,
+    ParameterFile,
+    load_parameter_file,
+    reserved_concurrency,
+)
 from kyperian.ops.preflight import Finding, Preflight
 
 PARAMETERS = TEMPLATES / "parameters"
@@ -197,9 +202,10 @@ def test_preflight_refuses_the_wrong_account_and_region(aws: None) -> None:
 
 
 def test_preflight_catches_a_lambda_quota_too_small_for_both_environments(aws: None) -> None:
-    # GIVEN an account of 1000 where production already reserves 300 and other work 350
-    # (unreserved 350), and staging's stacks would reserve 300 more
-    lambda_client = lambda_answers(limit=1000, unreserved=350, ours={})
+    # GIVEN an account where production and other work leave just 50 more than staging's
+    # stacks would reserve (3 x 100, plus any function with a fixed reservation)
+    needed = reserved_concurrency(staging())
+    lambda_client = lambda_answers(limit=1000, unreserved=needed + 50, ours={})
     # WHEN preflight runs
     findings = Preflight(staging(), "us-east-1", factory(lambda_client)).run()
     # THEN the quota check fails before any change set, saying what to do

@@ -50,9 +50,16 @@ def test_each_file_knows_its_region() -> None:
     }
 
 
-def test_reserved_concurrency_is_the_sum_over_the_functions() -> None:
-    # 3 functions x api.ReservedConcurrency (100 in the committed files)
-    assert reserved_concurrency(load_parameter_file(PARAMETERS / "staging.json")) == 300
+def test_reserved_concurrency_follows_the_parameter(tmp_path: Path) -> None:
+    # GIVEN staging's file, and the same with api.ReservedConcurrency halved
+    data = json.loads((PARAMETERS / "staging.json").read_text(encoding="utf-8"))
+    full = reserved_concurrency(load_parameter_file(PARAMETERS / "staging.json"))
+    data["api"]["ReservedConcurrency"] = "50"
+    path = tmp_path / "staging.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    # THEN the three webhook functions reserve 50 less each (a fixed reservation stays)
+    assert full - reserved_concurrency(load_parameter_file(path)) == 3 * 50
+    assert full >= 300
 
 
 def test_the_edge_certificate_is_read_in_us_east_1_whatever_the_region() -> None:
