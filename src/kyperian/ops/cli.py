@@ -16,6 +16,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from kyperian.adapters.aws.clients import make_client
 from kyperian.ops.bootstrap import Bootstrap, BootstrapError
+from kyperian.ops.deploy import add_arguments as add_deploy_arguments
+from kyperian.ops.deploy import run as run_deploy
 from kyperian.ops.drift import Drift
 from kyperian.ops.drift import markdown as drift_markdown
 from kyperian.ops.parameters import TEMPLATES, ParameterFile, load_parameter_file
@@ -73,6 +75,15 @@ def add_commands(commands: Any) -> None:
     _common(drift)
     drift.add_argument("--output", type=Path, help="also write the Markdown to this file")
     drift.set_defaults(run=_drift)
+
+    apply = steps.add_parser(
+        "apply",
+        help="deploy the stacks through change sets (what scripts/deploy.py runs)",
+        description="Deploy Kyperian's CloudFormation stacks with change sets, in dependency "
+        "order, with rollback triggers; the same options as scripts/deploy.py.",
+    )
+    add_deploy_arguments(apply)
+    apply.set_defaults(run=run_deploy)
 
 
 def _common(command: argparse.ArgumentParser) -> None:

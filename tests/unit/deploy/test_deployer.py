@@ -14,7 +14,8 @@ from typing import Any
 import boto3
 import pytest
 from botocore.stub import ANY, Stubber
-from scripts.deploy import SPECS, Aws, Deployer, DeployError, Plan, Step
+
+from kyperian.ops.deploy import SPECS, Aws, Deployer, DeployError, Plan, Step
 
 STACK = "kyperian-staging-compute"
 CHANGE_SET = "arn:aws:cloudformation:us-east-1:123456789012:changeSet/deploy-1/abc"
@@ -207,7 +208,7 @@ def test_a_stack_busy_with_another_operation_is_not_touched(cfn: tuple[Any, Stub
 def dr_plan() -> Plan:
     from pathlib import Path
 
-    from scripts.deploy import Artifacts, build_plan, load_parameter_file
+    from kyperian.ops.deploy import Artifacts, build_plan, load_parameter_file
 
     parameters = load_parameter_file(
         Path(__file__).resolve().parents[3] / "cloudformation" / "parameters" / "production.json"

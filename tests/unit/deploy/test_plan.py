@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from scripts.deploy import (
+
+from kyperian.ops.deploy import (
     SPECS,
     STACKS,
     Artifacts,

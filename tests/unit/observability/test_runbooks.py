@@ -21,7 +21,6 @@ from typing import Final
 
 import jmespath  # type: ignore[import-untyped]  # no stubs; compile() only
 import pytest
-from scripts import deploy
 from scripts.runbook_commands import (
     CUSTOMIZATIONS,
     AwsCommand,
@@ -34,6 +33,7 @@ from scripts.runbook_commands import (
 )
 
 from kyperian.engine import admin
+from kyperian.ops import deploy
 from tests.unit.infra.cfn import load_parameter_file
 from tests.unit.observability.support import (
     DASHBOARDS,
