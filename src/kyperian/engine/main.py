@@ -22,6 +22,7 @@ from kyperian.domain.errors import InvalidOrderError, KyperianError
 from kyperian.engine.api.routes import broker, decisions, health, signals
 from kyperian.engine.services import EngineServices, build_services
 from kyperian.engine.telemetry import logger
+from kyperian.engine.ui import routes as ui
 from kyperian.settings import get_settings
 
 PORT: Final = 8000
@@ -35,6 +36,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     if services is None:
         services = build_services(get_settings())
         app.state.services = services
+    if services.notifier is not None:
+        services.notifier.start()
     if services.worker is not None:
         services.worker.start()
         logger.info("worker started", extra={"queue": services.settings.signal_queue_url})
@@ -80,6 +83,8 @@ def create_app(services: EngineServices | None = None) -> FastAPI:
     app.add_exception_handler(KyperianError, _dependency_failed)
     for router in (health.router, signals.router, decisions.router, broker.router):
         app.include_router(router)
+    app.include_router(ui.router)  # the cockpit (docs/cockpit.md)
+    app.mount("/ui/static", ui.static, name="ui-static")
     return app
 
 

@@ -11,7 +11,7 @@ stay behind ``kyperian.domain.engine_ports``.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -19,6 +19,7 @@ from typing import Final
 
 from pydantic import ValidationError
 
+from kyperian.domain.activity import DecisionObserver, notify_all
 from kyperian.domain.decisions import Decision
 from kyperian.domain.engine_ports import (
     Claim,
@@ -107,6 +108,7 @@ class SignalProcessor:
         trader: AutoTrader | None = None,
         lease_seconds: int = 60,
         clock: Callable[[], datetime] = _utc_now,
+        observers: Sequence[DecisionObserver] = (),
     ) -> None:
         self.cache = cache
         self.processed = processed
@@ -118,6 +120,7 @@ class SignalProcessor:
         self.trader = trader
         self.lease_seconds = lease_seconds
         self._clock = clock
+        self.observers = tuple(observers)
         self._warmed: set[str] = set()
         self._warmed_generation = circuit.generation
 
@@ -181,6 +184,7 @@ class SignalProcessor:
         self._trade(decision)
         self._finish(signal.signal_id)
         self._report(signal, decision, now, degraded)
+        self._observe(signal, decision, degraded)
         return Result(Outcome.DECIDED, signal.signal_id, decision, degraded)
 
     # --- idempotency ----------------------------------------------------------------------
@@ -305,6 +309,13 @@ class SignalProcessor:
             "order outcome was uncertain; not resubmitted",
             extra={"reason": str(failure), "order_found": found is not None},
         )
+
+    def _observe(self, signal: Signal, decision: Decision, degraded: bool) -> None:
+        """Cockpit feed and notifications (observers must be quick; a failure is only logged)."""
+        for failure in notify_all(self.observers, signal, decision, degraded):
+            logger.warning(
+                "decision observer failed", extra={"error": f"{type(failure).__name__}: {failure}"}
+            )
 
     def _report(self, signal: Signal, decision: Decision, now: datetime, degraded: bool) -> None:
         latency_ms = (now - signal.received_at).total_seconds() * 1000

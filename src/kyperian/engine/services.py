@@ -7,20 +7,28 @@ The only place that knows which concrete adapter backs each port. Tests build an
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
-from kyperian.adapters.aws.clients import make_client
+from botocore.exceptions import BotoCoreError, ClientError
+
+from kyperian.adapters.aws.clients import classify, make_client
 from kyperian.adapters.aws.decisions import DynamoDecisionStore
 from kyperian.adapters.aws.signal_history import DynamoSignalHistory
 from kyperian.adapters.aws.sqs import SqsWorkQueue
+from kyperian.adapters.aws.symbol_index import DynamoSymbolIndex
 from kyperian.adapters.brokers.paper import PaperBroker, PaperBrokerConfig
+from kyperian.adapters.cache.activity import RedisActivityFeed
 from kyperian.adapters.cache.redis import RedisCache, build_client
+from kyperian.adapters.notify import NotificationDispatcher, build_dispatcher
+from kyperian.domain.activity import ActivityFeed, SymbolIndex
 from kyperian.domain.engine_ports import DecisionStore, SignalCache, SignalHistory
 from kyperian.engine.degraded import CacheCircuit
 from kyperian.engine.processor import SignalProcessor
 from kyperian.engine.telemetry import EngineMetrics, logger
 from kyperian.engine.trading import AutoTrader
+from kyperian.engine.ui.recorder import ActivityRecorder
 from kyperian.engine.worker import QueueWorker
 from kyperian.fusion import FusionRules
 from kyperian.settings import Settings
@@ -42,9 +50,16 @@ class EngineServices:
     processor: SignalProcessor
     worker: QueueWorker | None
     redis: RedisCache | None = None
+    # --- cockpit and notifications ---
+    feed: ActivityFeed | None = None
+    symbols: SymbolIndex | None = None
+    notifier: NotificationDispatcher | None = None
+    queue_depth: Callable[[], int] | None = None
 
     def close(self) -> None:
-        """Release pooled connections at shutdown."""
+        """Stop the notification senders and release pooled connections at shutdown."""
+        if self.notifier is not None:
+            self.notifier.stop()
         if self.redis is not None:
             self.redis.close()
 
@@ -67,17 +82,44 @@ def _worker(settings: Settings, processor: SignalProcessor) -> QueueWorker | Non
     )
 
 
+def _queue_depth(settings: Settings) -> Callable[[], int] | None:
+    """Messages waiting in the signal queue (visible ones), for the cockpit's health panel."""
+    url = settings.signal_queue_url
+    if not url:
+        return None
+    sqs = make_client("sqs", settings)
+
+    def depth() -> int:
+        try:
+            attributes = sqs.get_queue_attributes(
+                QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"]
+            )["Attributes"]
+        except (ClientError, BotoCoreError) as exc:
+            raise classify(exc, "reading the queue depth") from exc
+        return int(attributes["ApproximateNumberOfMessages"])
+
+    return depth
+
+
 def build_services(settings: Settings) -> EngineServices:
     """Real adapters: Redis, DynamoDB, SQS and the paper broker."""
     rules = settings.fusion
-    redis = RedisCache(
-        build_client(settings), processed_ttl_seconds=settings.processed_marker_ttl_seconds
-    )
+    redis_client = build_client(settings)
+    redis = RedisCache(redis_client, processed_ttl_seconds=settings.processed_marker_ttl_seconds)
     dynamodb = make_client("dynamodb", settings)
     decisions = DynamoDecisionStore(settings.decisions_table, dynamodb, settings.decision_ttl_days)
     history = DynamoSignalHistory(settings.signals_table, dynamodb, rules.max_age_seconds)
     circuit = CacheCircuit(settings.redis_retry_seconds)
     broker = PaperBroker(PaperBrokerConfig(starting_cash=settings.paper_starting_cash))
+    # --- cockpit and notifications (kyperian.engine.ui, kyperian.adapters.notify) ---
+    feed = RedisActivityFeed(redis_client)
+    symbols = DynamoSymbolIndex(
+        settings.decisions_table,
+        dynamodb,
+        settings.decision_ttl_days,
+        settings.symbol_index_refresh_seconds,
+    )
+    notifier = build_dispatcher(settings)
     processor = SignalProcessor(
         cache=redis,
         processed=redis,
@@ -88,6 +130,7 @@ def build_services(settings: Settings) -> EngineServices:
         metrics=EngineMetrics(settings.environment),
         trader=AutoTrader(broker) if settings.auto_trading else None,
         lease_seconds=settings.worker_visibility_seconds,
+        observers=(ActivityRecorder(feed, symbols, circuit), notifier),
     )
     return EngineServices(
         settings=settings,
@@ -100,4 +143,8 @@ def build_services(settings: Settings) -> EngineServices:
         processor=processor,
         worker=_worker(settings, processor),
         redis=redis,
+        feed=feed,
+        symbols=symbols,
+        notifier=notifier,
+        queue_depth=_queue_depth(settings),
     )

@@ -143,6 +143,7 @@ def start(settings: Settings, supervisor: Supervisor, log_dir: Path) -> StackInf
     extra = (
         f"redis-server           127.0.0.1:{redis_port}",
         f"engine                 {engine_url}  (docs: {engine_url}/docs)",
+        f"dashboard              {engine_url}/ui",
     )
     return StackInfo(api_key, given is None, gateway_url, endpoint, resources, extra)
 
