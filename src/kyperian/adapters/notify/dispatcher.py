@@ -12,6 +12,7 @@ senders finish the notice in hand; what is still queued is dead-lettered, not dr
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 from collections.abc import Callable, Sequence
@@ -113,7 +114,9 @@ class NotificationDispatcher:
         """Stop the senders; queued notices are dead-lettered."""
         self._stop.set()
         for sender in self._senders.values():
-            sender.queue.put(_STOP)
+            # Wakes an idle sender; a full queue means a busy one, which sees the flag next.
+            with contextlib.suppress(queue.Full):
+                sender.queue.put_nowait(_STOP)
         for sender in self._senders.values():
             if sender.thread is not None:
                 sender.thread.join(timeout)
