@@ -79,3 +79,7 @@ class EngineMetrics:
     def order(self, accepted: bool) -> None:
         """An auto-trading order the broker took (or refused)."""
         self._emit("OrdersSubmitted" if accepted else "OrdersRejected", MetricUnit.Count, 1)
+
+    def refused(self, reason: str) -> None:
+        """An API request refused: ``unauthenticated``, ``csrf`` or ``unavailable``."""
+        self._emit("EngineRequestsRefused", MetricUnit.Count, 1, reason=reason)

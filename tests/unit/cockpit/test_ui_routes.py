@@ -17,11 +17,10 @@ from kyperian.engine.main import create_app
 from kyperian.engine.services import EngineServices
 from kyperian.engine.ui.recorder import ActivityRecorder
 from kyperian.settings import Settings
+from tests.engine_auth import AUTH_HEADERS, ENGINE_TOKEN, sign_in
 from tests.signal_factory import envelope, make_signal
 from tests.unit.cockpit.doubles import MemoryFeed, MemoryIndex
 from tests.unit.engine.conftest import Engine, build_engine
-
-AUTH = {"Authorization": "Bearer test-engine-token"}
 
 
 @dataclass
@@ -44,7 +43,7 @@ def cockpit() -> Iterator[Cockpit]:
     feed, index = MemoryFeed(), MemoryIndex()
     engine.processor.observers = (ActivityRecorder(feed, index, engine.circuit),)
     services = EngineServices(
-        settings=Settings(environment="test", engine_token="test-engine-token"),
+        settings=Settings(environment="test", engine_token=ENGINE_TOKEN),
         rules=engine.processor.rules,
         cache=engine.cache,
         decisions=engine.decisions,
@@ -59,7 +58,7 @@ def cockpit() -> Iterator[Cockpit]:
     )
     app = create_app(services)
     app.dependency_overrides[get_clock] = lambda: engine.clock.wall
-    with TestClient(app, headers=AUTH) as client:
+    with TestClient(app, headers=AUTH_HEADERS, base_url="http://localhost") as client:
         yield Cockpit(engine, feed, index, client)
 
 
@@ -224,3 +223,32 @@ def test_vendored_files_are_served_with_their_notices(cockpit: Cockpit) -> None:
     assert 'href="https://www.tradingview.com/"' in page
     assert "cdn" not in page.lower()
     assert "https://unpkg" not in page
+
+
+def test_the_cockpit_and_its_files_need_a_caller(cockpit: Cockpit) -> None:
+    # GIVEN a browser with no session  WHEN it opens the cockpit, a panel, a vendored file
+    anonymous = TestClient(cockpit.client.app, base_url="http://localhost")
+    page = anonymous.get("/ui", headers={"Accept": "text/html"}, follow_redirects=False)
+    panel = anonymous.get("/ui/panels/board", follow_redirects=False)
+    script = anonymous.get("/ui/static/cockpit.js", follow_redirects=False)
+    # THEN the page sends it to the login form; the rest is refused
+    assert page.status_code in {302, 303, 307}
+    assert page.headers["location"].startswith("/login")
+    assert panel.status_code == 401
+    assert script.status_code == 401
+
+
+def test_a_signed_in_person_gets_pages_carrying_the_csrf_token(cockpit: Cockpit) -> None:
+    # GIVEN a person signed in with the engine token (a session cookie, no bearer header)
+    person = TestClient(cockpit.client.app, base_url="http://localhost")
+    csrf = sign_in(person)
+    # WHEN the cockpit is opened
+    html = person.get("/ui").text
+    # THEN htmx requests and the sign-out form carry the session's CSRF token
+    assert f'"X-CSRF-Token": "{csrf}"' in html
+    assert f'name="csrf_token" value="{csrf}"' in html
+    # AND signing out with that token ends the session
+    out = person.post("/logout", data={"csrf_token": csrf}, headers={"Accept": "text/html"},
+                      follow_redirects=False)  # fmt: skip
+    assert out.status_code == 303
+    assert person.get("/ui/panels/board").status_code == 401

@@ -21,6 +21,7 @@ from fastapi.templating import Jinja2Templates
 from kyperian import __version__
 from kyperian.domain.errors import KyperianError
 from kyperian.engine.api.deps import ClockDep, ServicesDep
+from kyperian.engine.auth.deps import csrf_token
 from kyperian.engine.services import EngineServices
 from kyperian.engine.ui.views import (
     Readers,
@@ -103,10 +104,11 @@ PANELS: Final = ("board", "feed", "chart", "health", "ledger")
 
 
 def _render(request: Request, template: str, context: dict[str, Any]) -> HTMLResponse:
+    """Render with what every page needs: the version and the session's CSRF token."""
     return templates.TemplateResponse(
         request,
         template,
-        {"version": __version__, **context},
+        {"version": __version__, "csrf_token": csrf_token(request), **context},
         headers={"Cache-Control": "no-store"},
     )
 
