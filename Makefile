@@ -6,7 +6,7 @@ UV := python3 -m uv
 RUN := $(UV) run --frozen
 PYTHON_SOURCES := src tests benchmarks scripts
 
-.PHONY: help install run test lint format unit integration bench redis loadtest lint-workflows lint-docker security package drill
+.PHONY: help install run test lint format unit integration bench redis chromium browser loadtest lint-workflows lint-docker security package drill
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -20,6 +20,12 @@ install: .venv/.installed ## create .venv with the locked dependencies
 
 redis: ## make sure a redis-server binary is available (tests start their own)
 	@scripts/ensure-redis.sh
+
+chromium: ## make sure Debian's chromium and chromedriver are available (the browser tests)
+	@scripts/ensure-chromium.sh
+
+browser: install redis chromium ## the cockpit in headless chromium against the local stack; screenshots in reports/browser/
+	$(RUN) pytest tests/browser -q
 
 run: install redis ## start the whole system locally (foreground; Ctrl-C stops it)
 	$(RUN) kyperian up
@@ -40,7 +46,7 @@ unit: install ## unit tests only
 integration: install redis ## integration tests only (moto, real redis-server)
 	$(RUN) pytest tests/integration -q
 
-test: install redis lint security ## install everything, lint, scan, run every test
+test: install redis chromium lint security ## install everything, lint, scan, run every test
 	$(RUN) pytest -q
 
 bench: install redis ## print latency figures (p50/p95/p99) against the specification's budgets
