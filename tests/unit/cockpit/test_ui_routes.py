@@ -252,3 +252,19 @@ def test_a_signed_in_person_gets_pages_carrying_the_csrf_token(cockpit: Cockpit)
                       follow_redirects=False)  # fmt: skip
     assert out.status_code == 303
     assert person.get("/ui/panels/board").status_code == 401
+
+
+def test_the_sign_in_page_is_styled_without_opening_anything_else(cockpit: Cockpit) -> None:
+    # GIVEN a browser with no session
+    anonymous = TestClient(cockpit.client.app, base_url="http://localhost")
+    # WHEN it opens the sign-in page and the stylesheet it links
+    page = anonymous.get("/login")
+    style = anonymous.get("/ui/static/login.css")
+    # THEN both are served, the page's policy allows only same-origin styles, and the
+    # cockpit's own files stay behind the session
+    assert '<link rel="stylesheet" href="/ui/static/login.css">' in page.text
+    assert "style-src 'self'" in page.headers["content-security-policy"]
+    assert "script-src" not in page.headers["content-security-policy"]
+    assert style.status_code == 200
+    assert "text/css" in style.headers["content-type"]
+    assert anonymous.get("/ui/static/cockpit.css").status_code == 401
