@@ -15,7 +15,7 @@ from typing import Final
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from kyperian.domain.decisions import Decision
+from kyperian.domain.decisions import Decision, VetoCode
 from kyperian.domain.models import IsoTime, Signal
 
 
@@ -27,7 +27,8 @@ class NoticeKind(StrEnum):
     DECISION_OTHER = "decision_other"
     """Any other decision (WAIT, NEUTRAL): noisy, off by default."""
     VETO = "veto"
-    """A decision that wanted to trade and was vetoed."""
+    """A vetoed decision, except for "no anchor" alone (an entry-timeframe alert with no
+    4h/1D opinion yet: the engine simply waits, which would be noise)."""
     ORDER_SUBMITTED = "order_submitted"
     ORDER_FILLED = "order_filled"
     ORDER_REJECTED = "order_rejected"
@@ -61,10 +62,10 @@ def notice_id(*parts: str) -> str:
 
 
 def decision_kind(decision: Decision) -> NoticeKind:
-    """Actionable, vetoed entry, or anything else."""
+    """Actionable, vetoed (for a reason other than waiting for an anchor), or anything else."""
     if decision.actionable:
         return NoticeKind.DECISION
-    if decision.vetoed and decision.action.direction != 0:
+    if any(veto.code is not VetoCode.NO_ANCHOR for veto in decision.vetoes):
         return NoticeKind.VETO
     return NoticeKind.DECISION_OTHER
 
