@@ -77,6 +77,7 @@ def browser(stack: RunningStack, tmp_path_factory: pytest.TempPathFactory) -> It
     for flag in FLAGS:
         options.add_argument(flag)
     options.add_argument(f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}")
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = Chrome(service=Service(CHROMEDRIVER), options=options)
     driver.set_page_load_timeout(30)
     try:
@@ -127,7 +128,12 @@ def test_sign_in_then_a_decision_appears_on_the_board_without_a_reload(
     # AND the feed lists the three alerts; the chart panel draws on a canvas once it refreshes
     wait.until(lambda d: d.find_element(By.ID, "feed").text.count(SYMBOL) >= 3)
     wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#chart canvas"))
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#tv-attr-logo"))
     browser.save_screenshot(str(shots / "02-decision-on-board.png"))
+    # AND nothing was refused by the page's content security policy or failed in a script
+    log = browser.get_log("browser")  # type: ignore[no-untyped-call]
+    errors = [e["message"] for e in log if e["level"] == "SEVERE"]
+    assert errors == []
 
 
 def test_the_cockpit_fits_a_phone_screen(stack: RunningStack, browser: Chrome) -> None:

@@ -268,3 +268,18 @@ def test_the_sign_in_page_is_styled_without_opening_anything_else(cockpit: Cockp
     assert style.status_code == 200
     assert "text/css" in style.headers["content-type"]
     assert anonymous.get("/ui/static/cockpit.css").status_code == 401
+
+
+def test_pages_allow_only_this_origin_and_no_inline_script(cockpit: Cockpit) -> None:
+    # WHEN the cockpit is served
+    response = cockpit.client.get("/ui")
+    policy = response.headers["content-security-policy"]
+    # THEN scripts come only from the engine itself, never inline or evaluated, and the page
+    # cannot be framed; htmx is told not to evaluate or inject anything either
+    assert "script-src 'self';" in policy
+    assert "unsafe" not in policy
+    assert "frame-ancestors 'none'" in policy
+    assert "'sha256-" in policy  # the chart's attribution logo style, and only it
+    assert response.headers["x-frame-options"] == "DENY"
+    assert '"allowEval": false' in response.text
+    assert "<script>" not in response.text

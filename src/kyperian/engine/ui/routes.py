@@ -10,6 +10,9 @@ Every static file is vendored under ``static/``: no CDN.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import re
 from pathlib import Path
 from typing import Annotated, Any, Final
 
@@ -33,6 +36,7 @@ from kyperian.engine.ui.views import (
 )
 
 HERE: Final = Path(__file__).parent
+CHART_SCRIPT: Final = HERE / "static/vendor/lightweight-charts-5.2.1.standalone.production.js"
 templates = Jinja2Templates(directory=HERE / "templates")
 static = StaticFiles(directory=HERE / "static")
 router = APIRouter(prefix="/ui", tags=["cockpit"], include_in_schema=False)
@@ -40,6 +44,30 @@ router = APIRouter(prefix="/ui", tags=["cockpit"], include_in_schema=False)
 SymbolQuery = Annotated[
     str | None, Query(max_length=40, pattern=r"^[A-Za-z0-9._:!/-]*$", description="one symbol")
 ]
+
+
+def _chart_logo_style_hash() -> str:
+    """CSP hash of the one ``<style>`` the chart library writes (its attribution logo's)."""
+    found = re.search(r'innerText="(a#tv-attr-logo\{[^"]*)"', CHART_SCRIPT.read_text())
+    if found is None:
+        return ""
+    digest = hashlib.sha256(found.group(1).encode()).digest()
+    return f" 'sha256-{base64.b64encode(digest).decode()}'"
+
+
+PAGE_HEADERS: Final = {
+    "Cache-Control": "no-store",
+    # Everything from this origin, no inline script, no eval (htmx's is off: see base.html).
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; "
+        f"style-src 'self'{_chart_logo_style_hash()}; img-src 'self' data:; "
+        "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+        "frame-ancestors 'none'"
+    ),
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+}
 
 
 def _readers(services: EngineServices) -> Readers:
@@ -109,7 +137,7 @@ def _render(request: Request, template: str, context: dict[str, Any]) -> HTMLRes
         request,
         template,
         {"version": __version__, "csrf_token": csrf_token(request), **context},
-        headers={"Cache-Control": "no-store"},
+        headers=PAGE_HEADERS,
     )
 
 

@@ -21,6 +21,16 @@
   function drawAll(root) {
     (root || document).querySelectorAll(".chart[data-chart]").forEach(draw);
   }
+  // A panel polling itself must not replace a control the person is using (the feed's filter).
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var panel = event.detail.elt;
+    var active = document.activeElement;
+    var config = event.detail.requestConfig;
+    if (config && !config.triggeringEvent &&
+        active && active !== document.body && panel.contains(active) && active.tagName === "SELECT") {
+      event.preventDefault();
+    }
+  });
   document.addEventListener("DOMContentLoaded", function () {
     drawAll(document);
     if (window.htmx) window.htmx.onLoad(drawAll);
