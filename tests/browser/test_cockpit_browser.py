@@ -102,7 +102,9 @@ def test_sign_in_then_a_decision_appears_on_the_board_without_a_reload(
     shots = _screenshots()
     wait = WebDriverWait(browser, 30, poll_frequency=0.2)
 
-    # GIVEN a person at the cockpit, sent to sign in first
+    # GIVEN the dashboard URL `kyperian up` (make run) printed, opened by a person: sent to
+    # sign in first
+    assert any(f"{stack.engine}/ui" in line for line in stack.output)
     browser.get(f"{stack.engine}/ui")
     wait.until(ec.presence_of_element_located((By.NAME, "token")))
     assert "/login" in browser.current_url
