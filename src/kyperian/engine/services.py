@@ -15,6 +15,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from kyperian.adapters.aws.clients import classify, make_client
 from kyperian.adapters.aws.decisions import DynamoDecisionStore
+from kyperian.adapters.aws.ledger import DynamoLedger
+from kyperian.adapters.aws.paper_venue import DynamoPaperVenueStore
 from kyperian.adapters.aws.signal_history import DynamoSignalHistory
 from kyperian.adapters.aws.sqs import SqsWorkQueue
 from kyperian.adapters.aws.symbol_index import DynamoSymbolIndex
@@ -26,10 +28,11 @@ from kyperian.domain.activity import ActivityFeed, SymbolIndex
 from kyperian.domain.engine_ports import DecisionStore, SignalCache, SignalHistory
 from kyperian.engine.degraded import CacheCircuit
 from kyperian.engine.processor import SignalProcessor
+from kyperian.engine.reconciler import Reconciler
 from kyperian.engine.telemetry import EngineMetrics, logger
-from kyperian.engine.trading import AutoTrader
 from kyperian.engine.ui.recorder import ActivityRecorder
 from kyperian.engine.worker import QueueWorker
+from kyperian.execution import AccountKey, Ledger, OrderExecutor
 from kyperian.fusion import FusionRules
 from kyperian.settings import Settings
 
@@ -50,6 +53,9 @@ class EngineServices:
     processor: SignalProcessor
     worker: QueueWorker | None
     redis: RedisCache | None = None
+    ledger: Ledger | None = None
+    execution: OrderExecutor | None = None
+    reconciler: Reconciler | None = None
     # --- cockpit and notifications ---
     feed: ActivityFeed | None = None
     symbols: SymbolIndex | None = None
@@ -57,7 +63,9 @@ class EngineServices:
     queue_depth: Callable[[], int] | None = None
 
     def close(self) -> None:
-        """Stop the notification senders and release pooled connections at shutdown."""
+        """Stop the reconciliation loop and the notification senders, release connections."""
+        if self.reconciler is not None:
+            self.reconciler.stop()
         if self.notifier is not None:
             self.notifier.stop()
         if self.redis is not None:
@@ -102,7 +110,7 @@ def _queue_depth(settings: Settings) -> Callable[[], int] | None:
 
 
 def build_services(settings: Settings) -> EngineServices:
-    """Real adapters: Redis, DynamoDB, SQS and the paper broker."""
+    """Real adapters: Redis, DynamoDB (decisions, signals, ledger), SQS and the paper venue."""
     rules = settings.fusion
     redis_client = build_client(settings)
     redis = RedisCache(redis_client, processed_ttl_seconds=settings.processed_marker_ttl_seconds)
@@ -110,7 +118,22 @@ def build_services(settings: Settings) -> EngineServices:
     decisions = DynamoDecisionStore(settings.decisions_table, dynamodb, settings.decision_ttl_days)
     history = DynamoSignalHistory(settings.signals_table, dynamodb, rules.max_age_seconds)
     circuit = CacheCircuit(settings.redis_retry_seconds)
-    broker = PaperBroker(PaperBrokerConfig(starting_cash=settings.paper_starting_cash))
+    ledger = DynamoLedger(settings.ledger_table, dynamodb)
+    broker = PaperBroker(
+        DynamoPaperVenueStore(settings.ledger_table, dynamodb, settings.paper_account_id),
+        PaperBrokerConfig(
+            account_id=settings.paper_account_id, starting_cash=settings.paper_starting_cash
+        ),
+    )
+    execution = OrderExecutor(
+        ledger,
+        broker,
+        AccountKey(venue=broker.name, account_id=settings.paper_account_id),
+        approval=settings.approval_mode,
+        approval_seconds=settings.approval_seconds,
+        lease_seconds=settings.order_lease_seconds,
+        max_gross_exposure=settings.max_gross_exposure,
+    )
     # --- cockpit and notifications (kyperian.engine.ui, kyperian.adapters.notify) ---
     feed = RedisActivityFeed(redis_client)
     symbols = DynamoSymbolIndex(
@@ -128,7 +151,8 @@ def build_services(settings: Settings) -> EngineServices:
         rules=rules,
         circuit=circuit,
         metrics=EngineMetrics(settings.environment),
-        trader=AutoTrader(broker) if settings.auto_trading else None,
+        execution=execution,
+        auto_trading=settings.auto_trading,
         lease_seconds=settings.worker_visibility_seconds,
         observers=(ActivityRecorder(feed, symbols, circuit), notifier),
     )
@@ -143,6 +167,11 @@ def build_services(settings: Settings) -> EngineServices:
         processor=processor,
         worker=_worker(settings, processor),
         redis=redis,
+        ledger=ledger,
+        execution=execution,
+        reconciler=Reconciler(
+            execution, EngineMetrics(settings.environment), settings.reconcile_seconds
+        ),
         feed=feed,
         symbols=symbols,
         notifier=notifier,
