@@ -1,7 +1,8 @@
 """The cockpit in a real browser: Debian's chromium, headless, against ``kyperian up``.
 
-A person signs in with the engine token, alerts are sent with the CLI, and the decision
-appears on the board without a reload (htmx polling). Screenshots go to
+A person signs in with the engine token, alerts are sent with the CLI, the decision
+appears on the board without a reload (htmx polling), and its order, waiting for approval,
+is approved with the page's button and shows filled. Screenshots go to
 ``reports/browser/`` (``KYPERIAN_SCREENSHOT_DIR`` moves them), which CI keeps as an
 artifact. Without chromium and chromedriver the module is skipped, saying why;
 ``scripts/ensure-chromium.sh`` (run by ``make test`` and ``.ci/run``) installs them.
@@ -59,10 +60,20 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
     """GIVEN the whole system started as `kyperian up` on free ports."""
     if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
         pytest.skip("chromium/chromedriver missing: run scripts/ensure-chromium.sh")
+    # Orders from actionable decisions wait for a person (approval mode), on the paper venue.
+    trading = {"KYPERIAN_AUTO_TRADING": "true", "KYPERIAN_APPROVAL_MODE": "true"}
+    saved = {name: os.environ.get(name) for name in trading}
+    os.environ.update(trading)
     try:
         started = launch(API_KEY, tmp_path_factory.mktemp("browser-stack"))
     except StackDidNotStart as exc:
         pytest.fail(str(exc))
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
     try:
         yield started
     finally:
@@ -125,13 +136,28 @@ def test_sign_in_then_a_decision_appears_on_the_board_without_a_reload(
     fresh = f'tr[data-symbol="{SYMBOL}"] td.fresh'
     wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, fresh)) == 3)
     row = browser.find_element(By.CSS_SELECTOR, f'tr[data-symbol="{SYMBOL}"]').text
-    assert "vetoed" not in row
+    # (the first actionable buy's order, pending, counts as exposure: a later buy may be
+    # vetoed for it, and then the board says so in words)
+    assert "score" in row
+    assert "vetoed" not in row or "would exceed" in row
     assert browser.execute_script("return window.kyperianNoReload") == "still here"
     # AND the feed lists the three alerts; the chart panel draws on a canvas once it refreshes
     wait.until(lambda d: d.find_element(By.ID, "feed").text.count(SYMBOL) >= 3)
     wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#chart canvas"))
     wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#tv-attr-logo"))
     browser.save_screenshot(str(shots / "02-decision-on-board.png"))
+    # AND its order waits for approval; approving it in the page fills it, still without a reload
+    approve = (By.CSS_SELECTOR, '#ledger tr[data-order] button[name="approve"]')
+    wait.until(ec.element_to_be_clickable(approve))
+    browser.execute_script("document.getElementById('ledger').scrollIntoView()")
+    browser.save_screenshot(str(shots / "03-pending-approval.png"))
+    browser.find_element(*approve).click()
+    filled = (By.CSS_SELECTOR, '#ledger tr[data-order-state="FILLED"]')
+    wait.until(ec.presence_of_element_located(filled))
+    wait.until(lambda d: not d.find_elements(By.CSS_SELECTOR, "#ledger tr[data-order]"))
+    assert browser.find_elements(By.CSS_SELECTOR, f'#ledger tr[data-position="{SYMBOL}"]')
+    assert browser.execute_script("return window.kyperianNoReload") == "still here"
+    browser.save_screenshot(str(shots / "04-approved-and-filled.png"))
     # AND nothing was refused by the page's content security policy or failed in a script
     log = browser.get_log("browser")  # type: ignore[no-untyped-call]
     errors = [e["message"] for e in log if e["level"] == "SEVERE"]
@@ -146,5 +172,5 @@ def test_the_cockpit_fits_a_phone_screen(stack: RunningStack, browser: Chrome) -
     # THEN the page does not scroll sideways (wide tables scroll inside their panel)
     width = browser.execute_script("return document.documentElement.scrollWidth")
     viewport = browser.execute_script("return window.innerWidth")
-    browser.save_screenshot(str(_screenshots() / "03-phone.png"))
+    browser.save_screenshot(str(_screenshots() / "05-phone.png"))
     assert width <= viewport

@@ -29,6 +29,8 @@ class NoticeKind(StrEnum):
     VETO = "veto"
     """A vetoed decision, except for "no anchor" alone (an entry-timeframe alert with no
     4h/1D opinion yet: the engine simply waits, which would be noise)."""
+    ORDER_PENDING_APPROVAL = "order_pending_approval"
+    """An order waits for a person to approve or reject it in the cockpit."""
     ORDER_SUBMITTED = "order_submitted"
     ORDER_FILLED = "order_filled"
     ORDER_REJECTED = "order_rejected"

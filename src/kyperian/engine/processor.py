@@ -114,6 +114,7 @@ class SignalProcessor:
         lease_seconds: int = 60,
         clock: Callable[[], datetime] = _utc_now,
         observers: Sequence[DecisionObserver] = (),
+        order_observers: Sequence[Callable[[Execution], None]] = (),
     ) -> None:
         self.cache = cache
         self.processed = processed
@@ -127,6 +128,7 @@ class SignalProcessor:
         self.lease_seconds = lease_seconds
         self._clock = clock
         self.observers = tuple(observers)
+        self.order_observers = tuple(order_observers)
         self._warmed: set[str] = set()
         self._warmed_generation = circuit.generation
 
@@ -325,6 +327,11 @@ class SignalProcessor:
             logger.warning("order refused", extra=details)
         else:
             logger.error("order outcome unknown; reconciling on the next delivery", extra=details)
+        for observer in self.order_observers:  # order notices (kyperian.adapters.notify.orders)
+            try:
+                observer(execution)
+            except Exception as exc:  # an observer's bug must never undo an order
+                logger.warning("order observer failed", extra={"error": type(exc).__name__})
 
     def _observe(self, signal: Signal, decision: Decision, degraded: bool) -> None:
         """Cockpit feed and notifications (observers must be quick; a failure is only logged)."""

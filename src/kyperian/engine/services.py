@@ -24,6 +24,7 @@ from kyperian.adapters.brokers.paper import PaperBroker, PaperBrokerConfig
 from kyperian.adapters.cache.activity import RedisActivityFeed
 from kyperian.adapters.cache.redis import RedisCache, build_client
 from kyperian.adapters.notify import NotificationDispatcher, build_dispatcher
+from kyperian.adapters.notify.orders import OrderNotifier
 from kyperian.domain.activity import ActivityFeed, SymbolIndex
 from kyperian.domain.engine_ports import DecisionStore, SignalCache, SignalHistory
 from kyperian.engine.degraded import CacheCircuit
@@ -67,7 +68,7 @@ class EngineServices:
         if self.reconciler is not None:
             self.reconciler.stop()
         if self.notifier is not None:
-            self.notifier.stop()
+            self.notifier.stop(timeout=2.0)  # what is left is dead-lettered, never lost silently
         if self.redis is not None:
             self.redis.close()
 
@@ -155,6 +156,7 @@ def build_services(settings: Settings) -> EngineServices:
         auto_trading=settings.auto_trading,
         lease_seconds=settings.worker_visibility_seconds,
         observers=(ActivityRecorder(feed, symbols, circuit), notifier),
+        order_observers=(OrderNotifier(notifier),),
     )
     return EngineServices(
         settings=settings,

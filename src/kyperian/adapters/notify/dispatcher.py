@@ -7,7 +7,8 @@ tries, then hands the notice to the dead letters; an ``OperationalError`` (bad t
 deleted webhook) is dead-lettered at once. A full queue (the channel has been down long
 enough to fill ``queue_size``) dead-letters the overflow with a log line only, since
 writing to DynamoDB there would put I/O back on the caller's thread. On shutdown the
-senders finish the notice in hand; what is still queued is dead-lettered, not dropped.
+senders get a few seconds to deliver what is queued; what is left is dead-lettered, not
+dropped.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import queue
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Final
@@ -111,7 +113,14 @@ class NotificationDispatcher:
         self.submit(decision_notice(signal, decision))
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Stop the senders; queued notices are dead-lettered."""
+        """Give the senders up to ``timeout`` seconds to deliver what is queued, then stop
+        them; what is still queued is dead-lettered."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and any(
+            s.thread is not None and s.thread.is_alive() and s.queue.unfinished_tasks
+            for s in self._senders.values()
+        ):
+            time.sleep(0.02)
         self._stop.set()
         for sender in self._senders.values():
             # Wakes an idle sender; a full queue means a busy one, which sees the flag next.
@@ -134,9 +143,12 @@ class NotificationDispatcher:
     def _run(self, sender: _Sender) -> None:
         while not self._stop.is_set():
             item = sender.queue.get()
-            if not isinstance(item, Notice):
-                return
-            self._deliver(sender, item)
+            try:
+                if not isinstance(item, Notice):
+                    return
+                self._deliver(sender, item)
+            finally:
+                sender.queue.task_done()
 
     def _deliver(self, sender: _Sender, notice: Notice) -> None:
         for attempt in range(1, self._attempts + 1):

@@ -13,19 +13,24 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
+from collections.abc import Callable
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Final
 
-from fastapi import APIRouter, Query, Request
-from fastapi.responses import HTMLResponse
+from fastapi import APIRouter, HTTPException, Query, Request, status
+from fastapi import Path as Path_
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from kyperian import __version__
-from kyperian.domain.errors import KyperianError
+from kyperian.adapters.notify.orders import halt_notice, order_notice
+from kyperian.domain.errors import InvalidOrderError, KyperianError
 from kyperian.engine.api.deps import ClockDep, ServicesDep
-from kyperian.engine.auth.deps import csrf_token
+from kyperian.engine.auth.deps import CallerDep, csrf_token
 from kyperian.engine.services import EngineServices
+from kyperian.engine.telemetry import logger
 from kyperian.engine.ui.views import (
     Readers,
     Venue,
@@ -33,7 +38,9 @@ from kyperian.engine.ui.views import (
     chart_view,
     feed_view,
     health_view,
+    ledger_view,
 )
+from kyperian.execution import IllegalTransition, LedgerOrder, OrderExecutor
 
 HERE: Final = Path(__file__).parent
 CHART_SCRIPT: Final = HERE / "static/vendor/lightweight-charts-5.2.1.standalone.production.js"
@@ -95,6 +102,21 @@ def _symbol(symbol: str | None) -> str | None:
     return symbol.strip().upper() or None if symbol else None
 
 
+def _marks(readers: Readers) -> Callable[[str], Decimal | None]:
+    """A symbol's mark price: its latest decision's price (cache, else table), if any."""
+
+    def mark(symbol: str) -> Decimal | None:
+        try:
+            decision = readers.cache.latest_decision(symbol) or readers.decisions.latest(symbol)
+        except KyperianError:
+            return None
+        if decision is None or decision.price is None:
+            return None
+        return Decimal(str(decision.price))
+
+    return mark
+
+
 def _first_symbol(readers: Readers) -> str | None:
     if readers.symbols is None:
         return None
@@ -122,6 +144,8 @@ def _panel(name: str, services: EngineServices, clock: ClockDep, symbol: str | N
                 notify_channels=services.notifier.channels if services.notifier else (),
             )
         }
+    if name == "ledger":
+        return {"ledger": ledger_view(services.execution, _marks(readers))}
     if name == "chart":
         chosen = symbol or _first_symbol(readers)
         return {"chart": chart_view(readers, chosen) if chosen else None}
@@ -171,3 +195,103 @@ def _panel_route(name: str) -> None:
 
 for _name in PANELS:
     _panel_route(_name)
+
+
+# --- actions: approve, reject, halt, resume (POST forms; the CSRF token is checked app-wide) ---
+
+OrderId = Annotated[str, Path_(pattern=r"^[A-Za-z0-9_.:-]{1,48}$", description="client order id")]
+
+
+def _after_action(
+    request: Request, services: EngineServices, clock: ClockDep, message: str, failed: bool
+) -> Response:
+    """The refreshed ledger panel for htmx; a redirect back to the cockpit for a plain form."""
+    if request.headers.get("HX-Request") != "true":
+        return RedirectResponse("/ui#ledger", status_code=status.HTTP_303_SEE_OTHER)
+    context = {"panel": "ledger", "message": message, "failed": failed}
+    context |= _panel("ledger", services, clock, None)
+    response = _render(request, "panels/ledger.html", context)
+    response.status_code = status.HTTP_409_CONFLICT if failed else status.HTTP_200_OK
+    return response
+
+
+def _executor(services: EngineServices) -> OrderExecutor:
+    if services.execution is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "the execution ledger is not installed")
+    return services.execution
+
+
+@router.post("/orders/{client_order_id}/approve", response_class=HTMLResponse)
+def approve(
+    request: Request, client_order_id: OrderId, services: ServicesDep, clock: ClockDep,
+    caller: CallerDep,
+) -> Response:  # fmt: skip
+    """A person approves a pending order: it goes to the venue now."""
+    executor = _executor(services)
+    try:
+        execution = executor.approve(client_order_id)
+    except (IllegalTransition, InvalidOrderError) as exc:
+        return _after_action(request, services, clock, f"not approved: {exc}", failed=True)
+    logger.info(
+        "order approved from the cockpit",
+        extra={"client_order_id": client_order_id, "caller": caller, "kind": execution.kind.value},
+    )
+    _tell(services, execution.order)
+    state = execution.order.state.value.replace("_", " ").lower()
+    return _after_action(request, services, clock, f"approved: the order is {state}", False)
+
+
+@router.post("/orders/{client_order_id}/reject", response_class=HTMLResponse)
+def reject(
+    request: Request, client_order_id: OrderId, services: ServicesDep, clock: ClockDep,
+    caller: CallerDep,
+) -> Response:  # fmt: skip
+    """A person rejects a pending order: it is never sent."""
+    executor = _executor(services)
+    try:
+        order = executor.reject(client_order_id, reason=f"rejected in the cockpit ({caller})")
+    except (IllegalTransition, InvalidOrderError) as exc:
+        return _after_action(request, services, clock, f"not rejected: {exc}", failed=True)
+    logger.info(
+        "order rejected from the cockpit",
+        extra={"client_order_id": client_order_id, "caller": caller},
+    )
+    _tell(services, order)
+    return _after_action(request, services, clock, "rejected: the order will not be sent", False)
+
+
+@router.post("/halt", response_class=HTMLResponse)
+def halt(request: Request, services: ServicesDep, clock: ClockDep, caller: CallerDep) -> Response:
+    """The kill switch: no order leaves the engine for this account until resumed."""
+    return _switch(request, services, clock, caller, halted=True)
+
+
+@router.post("/resume", response_class=HTMLResponse)
+def resume(request: Request, services: ServicesDep, clock: ClockDep, caller: CallerDep) -> Response:
+    """Release the kill switch."""
+    return _switch(request, services, clock, caller, halted=False)
+
+
+def _switch(
+    request: Request, services: EngineServices, clock: ClockDep, caller: str, halted: bool
+) -> Response:
+    executor = _executor(services)
+    reason = f"halted in the cockpit by {caller}" if halted else None
+    if reason is not None:
+        executor.halt(reason)
+    else:
+        executor.resume()
+    logger.warning(
+        "kill switch thrown" if halted else "kill switch released",
+        extra={"account": str(executor.account), "caller": caller},
+    )
+    if services.notifier is not None:
+        services.notifier.submit(halt_notice(str(executor.account), halted, reason, clock()))
+    message = "trading halted: no order will be sent" if halted else "trading resumed"
+    return _after_action(request, services, clock, message, failed=False)
+
+
+def _tell(services: EngineServices, order: LedgerOrder) -> None:
+    notice = order_notice(order, order.updated_at)
+    if notice is not None and services.notifier is not None:
+        services.notifier.submit(notice)

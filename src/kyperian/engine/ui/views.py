@@ -14,6 +14,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import Final, Literal
 
 from kyperian.domain.activity import ActivityFeed, FeedEntry, SymbolIndex
@@ -22,6 +23,13 @@ from kyperian.domain.engine_ports import DecisionStore, SignalCache, SignalHisto
 from kyperian.domain.errors import KyperianError
 from kyperian.domain.models import Signal, Timeframe
 from kyperian.engine.degraded import CacheCircuit
+from kyperian.execution import (
+    LedgerAccount,
+    LedgerOrder,
+    LedgerPosition,
+    OrderExecutor,
+    OrderState,
+)
 from kyperian.fusion import FusionRules
 
 BOARD_TIMEFRAMES: Final = tuple(reversed(Timeframe))
@@ -29,6 +37,8 @@ BOARD_TIMEFRAMES: Final = tuple(reversed(Timeframe))
 LATENCY_WINDOW: Final = 200
 """Recent decisions the latency percentiles are computed over."""
 CHART_POINTS: Final = 200
+ORDERS_READ: Final = 200
+"""Orders read per ledger refresh (one query of the account's partition), newest shown."""
 
 
 def age_words(seconds: float) -> str:
@@ -345,3 +355,64 @@ def chart_view(readers: Readers, symbol: str) -> ChartView:
         m for t, (_, d) in sorted(by_second.items()) if (m := _marker(d, t)) is not None
     )
     return ChartView(symbol, points, markers)
+
+
+@dataclass(frozen=True)
+class PositionRow:
+    symbol: str
+    quantity: Decimal
+    average_price: Decimal
+    mark: Decimal
+    unrealized: Decimal
+    realized: Decimal
+
+
+@dataclass(frozen=True)
+class LedgerView:
+    installed: bool
+    account: LedgerAccount | None = None
+    equity: Decimal | None = None
+    positions: tuple[PositionRow, ...] = ()
+    pending: tuple[LedgerOrder, ...] = ()
+    orders: tuple[LedgerOrder, ...] = ()
+    problem: str | None = None
+
+
+def _position_row(position: LedgerPosition, price: Decimal | None) -> PositionRow:
+    mark = position.mark(price)
+    return PositionRow(
+        symbol=position.symbol,
+        quantity=position.quantity,
+        average_price=position.average_price,
+        mark=mark,
+        unrealized=(mark - position.average_price) * position.quantity,
+        realized=position.realized_pnl,
+    )
+
+
+def ledger_view(
+    execution: OrderExecutor | None,
+    marks: Callable[[str], Decimal | None],
+    limit: int = 20,
+) -> LedgerView:
+    """Account, positions with P&L (marked at the latest decision's price), pending and
+    recent orders; ``installed=False`` when the engine runs without the ledger."""
+    if execution is None:
+        return LedgerView(installed=False)
+    try:
+        book = execution.book()
+        ledger = execution.ledger
+        pending = ledger.orders(execution.account, states=[OrderState.PENDING_APPROVAL])
+        recent = ledger.orders(execution.account, limit=ORDERS_READ)
+    except KyperianError as exc:
+        return LedgerView(installed=True, problem=f"ledger unavailable: {exc}")
+    prices = {p.symbol: marks(p.symbol) for p in book.positions if p.quantity}
+    positions = tuple(_position_row(p, prices.get(p.symbol)) for p in book.positions if p.quantity)
+    return LedgerView(
+        installed=True,
+        account=book.account,
+        equity=book.equity({s: m for s, m in prices.items() if m is not None}),
+        positions=positions,
+        pending=tuple(pending),
+        orders=tuple(sorted(recent, key=lambda o: o.updated_at, reverse=True)[:limit]),
+    )
