@@ -24,7 +24,7 @@ from kyperian.adapters.brokers.paper import PaperBroker, PaperBrokerConfig
 from kyperian.adapters.cache.activity import RedisActivityFeed
 from kyperian.adapters.cache.redis import RedisCache, build_client
 from kyperian.adapters.notify import NotificationDispatcher, build_dispatcher
-from kyperian.adapters.notify.orders import OrderNotifier
+from kyperian.adapters.notify.orders import MismatchNotifier, OrderNotifier
 from kyperian.domain.activity import ActivityFeed, SymbolIndex
 from kyperian.domain.engine_ports import DecisionStore, SignalCache, SignalHistory
 from kyperian.engine.degraded import CacheCircuit
@@ -172,7 +172,10 @@ def build_services(settings: Settings) -> EngineServices:
         ledger=ledger,
         execution=execution,
         reconciler=Reconciler(
-            execution, EngineMetrics(settings.environment), settings.reconcile_seconds
+            execution,
+            EngineMetrics(settings.environment),
+            settings.reconcile_seconds,
+            on_mismatch=MismatchNotifier(notifier),
         ),
         feed=feed,
         symbols=symbols,

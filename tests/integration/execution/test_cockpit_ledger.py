@@ -257,3 +257,37 @@ def test_the_processor_tells_the_channels_an_order_waits_for_approval(
     assert NoticeKind.ORDER_PENDING_APPROVAL in kinds
     waiting = next(n for n in inbox.notices if n.kind is NoticeKind.ORDER_PENDING_APPROVAL)
     assert "waiting for approval in the cockpit" in waiting.text
+
+
+def test_a_reconciliation_mismatch_is_told_to_the_channels(ledger_aws: LedgerAws) -> None:
+    # GIVEN the reconciler with the mismatch notifier, and a position booked only at the venue
+    from decimal import Decimal
+
+    from kyperian.adapters.notify.orders import MismatchNotifier
+    from kyperian.domain.brokers import OrderRequest, OrderSide
+    from kyperian.engine.reconciler import Reconciler
+    from kyperian.engine.telemetry import EngineMetrics
+
+    account = ledger_aws.new_account()
+    executor = ledger_aws.executor(account)
+    executor.book()
+    inbox = Inbox()
+    dispatcher = NotificationDispatcher([inbox], NoDeadLetters())
+    reconciler = Reconciler(
+        executor, EngineMetrics("test"), interval=60, on_mismatch=MismatchNotifier(dispatcher)
+    )
+    ledger_aws.venue(account).submit_order(
+        OrderRequest(client_order_id="by-hand", symbol="MSFT", side=OrderSide.BUY,
+                     quantity=Decimal(3), reference_price=Decimal(50))
+    )  # fmt: skip
+
+    # WHEN it runs
+    reconciler.run_once()
+    dispatcher.start()
+    dispatcher.stop()
+
+    # THEN one notice says what disagrees and that trading is halted
+    [notice] = inbox.notices
+    assert notice.kind is NoticeKind.RECONCILIATION_MISMATCH
+    assert "HALTED" in notice.title
+    assert "position MSFT: ledger 0, venue 3" in notice.text

@@ -7,12 +7,12 @@ channels, with the same filters, retries and dead letters, as decisions do.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Final
 
 from kyperian.adapters.notify.dispatcher import NotificationDispatcher
 from kyperian.domain.notices import Notice, NoticeKind, notice_id
-from kyperian.execution import Execution, LedgerOrder, OrderState
+from kyperian.execution import Execution, LedgerOrder, Mismatch, OrderState
 
 _KIND_OF_STATE: Final = {
     OrderState.PENDING_APPROVAL: NoticeKind.ORDER_PENDING_APPROVAL,
@@ -62,6 +62,29 @@ def halt_notice(account: str, halted: bool, reason: str | None, at: datetime) ->
         text=(reason or ("no order leaves the engine" if halted else "orders flow again"))[:1800],
         at=at,
     )
+
+
+def mismatch_notice(account: str, mismatches: list[Mismatch], reason: str, at: datetime) -> Notice:
+    """Ledger and venue disagree; the account was halted until a person decides."""
+    lines = [f"{m.kind} {m.subject}: ledger {m.ledger}, venue {m.venue}" for m in mismatches[:10]]
+    lines.append("trading is halted on the account; see runbooks/reconciliation-mismatch.md")
+    return Notice(
+        notice_id=notice_id("mismatch", account, reason),
+        kind=NoticeKind.RECONCILIATION_MISMATCH,
+        title=f"{account}: ledger and venue disagree, trading HALTED"[:100],
+        text="\n".join(lines)[:1800],
+        at=at,
+    )
+
+
+class MismatchNotifier:
+    """What the reconciler calls after a mismatch halted the account."""
+
+    def __init__(self, dispatcher: NotificationDispatcher) -> None:
+        self._dispatcher = dispatcher
+
+    def __call__(self, account: str, mismatches: list[Mismatch], reason: str) -> None:
+        self._dispatcher.submit(mismatch_notice(account, mismatches, reason, datetime.now(UTC)))
 
 
 class OrderNotifier:
