@@ -193,6 +193,7 @@ def start(settings: Settings, supervisor: Supervisor, log_dir: Path) -> StackInf
     extra = (
         f"redis-server           127.0.0.1:{redis_port}",
         f"engine                 {engine_url}  (docs: {engine_url}/docs, sign in with the token)",
+        f"dashboard              {engine_url}/ui  (sign in with the engine token)",
     )
     return StackInfo(
         api_key, given is None, engine_token, given_token is None, gateway_url, endpoint,
