@@ -12,6 +12,8 @@ from typing import Final
 
 from kyperian.adapters.aws.clients import make_client
 from kyperian.adapters.aws.decisions import DynamoDecisionStore
+from kyperian.adapters.aws.ledger import DynamoLedger
+from kyperian.adapters.aws.paper_venue import DynamoPaperVenueStore
 from kyperian.adapters.aws.signal_history import DynamoSignalHistory
 from kyperian.adapters.aws.sqs import SqsWorkQueue
 from kyperian.adapters.brokers.paper import PaperBroker, PaperBrokerConfig
@@ -19,9 +21,10 @@ from kyperian.adapters.cache.redis import RedisCache, build_client
 from kyperian.domain.engine_ports import DecisionStore, SignalCache, SignalHistory
 from kyperian.engine.degraded import CacheCircuit
 from kyperian.engine.processor import SignalProcessor
+from kyperian.engine.reconciler import Reconciler
 from kyperian.engine.telemetry import EngineMetrics, logger
-from kyperian.engine.trading import AutoTrader
 from kyperian.engine.worker import QueueWorker
+from kyperian.execution import AccountKey, Ledger, OrderExecutor
 from kyperian.fusion import FusionRules
 from kyperian.settings import Settings
 
@@ -42,9 +45,14 @@ class EngineServices:
     processor: SignalProcessor
     worker: QueueWorker | None
     redis: RedisCache | None = None
+    ledger: Ledger | None = None
+    execution: OrderExecutor | None = None
+    reconciler: Reconciler | None = None
 
     def close(self) -> None:
-        """Release pooled connections at shutdown."""
+        """Stop the reconciliation loop and release pooled connections at shutdown."""
+        if self.reconciler is not None:
+            self.reconciler.stop()
         if self.redis is not None:
             self.redis.close()
 
@@ -68,7 +76,7 @@ def _worker(settings: Settings, processor: SignalProcessor) -> QueueWorker | Non
 
 
 def build_services(settings: Settings) -> EngineServices:
-    """Real adapters: Redis, DynamoDB, SQS and the paper broker."""
+    """Real adapters: Redis, DynamoDB (decisions, signals, ledger), SQS and the paper venue."""
     rules = settings.fusion
     redis = RedisCache(
         build_client(settings), processed_ttl_seconds=settings.processed_marker_ttl_seconds
@@ -77,7 +85,22 @@ def build_services(settings: Settings) -> EngineServices:
     decisions = DynamoDecisionStore(settings.decisions_table, dynamodb, settings.decision_ttl_days)
     history = DynamoSignalHistory(settings.signals_table, dynamodb, rules.max_age_seconds)
     circuit = CacheCircuit(settings.redis_retry_seconds)
-    broker = PaperBroker(PaperBrokerConfig(starting_cash=settings.paper_starting_cash))
+    ledger = DynamoLedger(settings.ledger_table, dynamodb)
+    broker = PaperBroker(
+        DynamoPaperVenueStore(settings.ledger_table, dynamodb, settings.paper_account_id),
+        PaperBrokerConfig(
+            account_id=settings.paper_account_id, starting_cash=settings.paper_starting_cash
+        ),
+    )
+    execution = OrderExecutor(
+        ledger,
+        broker,
+        AccountKey(venue=broker.name, account_id=settings.paper_account_id),
+        approval=settings.approval_mode,
+        approval_seconds=settings.approval_seconds,
+        lease_seconds=settings.order_lease_seconds,
+        max_gross_exposure=settings.max_gross_exposure,
+    )
     processor = SignalProcessor(
         cache=redis,
         processed=redis,
@@ -86,7 +109,8 @@ def build_services(settings: Settings) -> EngineServices:
         rules=rules,
         circuit=circuit,
         metrics=EngineMetrics(settings.environment),
-        trader=AutoTrader(broker) if settings.auto_trading else None,
+        execution=execution,
+        auto_trading=settings.auto_trading,
         lease_seconds=settings.worker_visibility_seconds,
     )
     return EngineServices(
@@ -100,4 +124,9 @@ def build_services(settings: Settings) -> EngineServices:
         processor=processor,
         worker=_worker(settings, processor),
         redis=redis,
+        ledger=ledger,
+        execution=execution,
+        reconciler=Reconciler(
+            execution, EngineMetrics(settings.environment), settings.reconcile_seconds
+        ),
     )

@@ -259,6 +259,8 @@ def engine_emitted() -> list[Emitted]:
         metrics.failed()
         metrics.order(accepted=True)
         metrics.order(accepted=False)
+        metrics.halted("drill")
+        metrics.reconciliation(1)
     return parse_emf(out.getvalue(), "engine")
 
 
