@@ -435,6 +435,11 @@ def build_parser() -> argparse.ArgumentParser:
     decisions.add_argument("--engine", default=DEFAULT_ENGINE, help="engine URL")
     decisions.set_defaults(run=_decisions)
     _add_ledger_commands(commands)
+
+    # Deploy tooling (kyperian/ops) registers its own group; only the CLI imports ops.
+    from kyperian.ops.cli import add_commands  # noqa: PLC0415
+
+    add_commands(commands)
     return parser
 
 

@@ -178,6 +178,12 @@ class Settings(BaseSettings):
             object.__setattr__(self, "engine_token_secret_id", secret_id)
         return self
 
+    # --- load (issue 15: throughput of the engine and the local stack) ---
+    worker_concurrency: int = Field(default=10, ge=1, le=16)
+    """Threads processing a received batch, one symbol per lane, each symbol kept in order
+    (KYPERIAN_WORKER_CONCURRENCY); 1 processes a batch one message at a time. With
+    ``auto_trading`` the worker uses one lane, so the book's exposure limit stays exact."""
+
     @model_validator(mode="after")
     def _derive_names(self) -> Settings:
         env = self.environment

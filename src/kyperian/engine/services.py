@@ -72,7 +72,18 @@ def _worker(settings: Settings, processor: SignalProcessor) -> QueueWorker | Non
         batch_size=settings.worker_batch_size,
         wait_seconds=settings.worker_wait_seconds,
         visibility_seconds=settings.worker_visibility_seconds,
+        concurrency=worker_lanes(settings),
     )
+
+
+def worker_lanes(settings: Settings) -> int:
+    """Lanes for a batch: one while auto trading, ``worker_concurrency`` otherwise.
+
+    Trading checks the book's gross exposure limit against a recent book, not a locked one:
+    two symbols decided at once could each pass the limit the pair exceeds. One lane keeps
+    the limit exact; without trading, lanes change nothing but the speed.
+    """
+    return 1 if settings.auto_trading else settings.worker_concurrency
 
 
 def build_services(settings: Settings) -> EngineServices:
