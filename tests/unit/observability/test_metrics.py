@@ -207,6 +207,18 @@ def _run_every_outcome(
         emitted += metrics
     patch.delenv("KYPERIAN_EVENT_BUS_NAME")
     rewire()
+    # the key rotated: the previous one still works in its grace period, and is counted
+    clients["secretsmanager"].put_secret_value(
+        SecretId="/kyperian/test/api/key", SecretString="rotated-observability-key"
+    )
+    rewire()
+    for route, path, body in (
+        ("POST /webhook", "/webhook", _alert(symbol="OBSR")),
+        ("POST /webhook/mtf", "/webhook/mtf", {**_mtf_body("OBSR"), "passphrase": API_KEY}),
+    ):
+        code, metrics = _call(http_event(path=path, body=body), route)
+        assert code == 202
+        emitted += metrics
     # a dependency failure on each webhook route: nothing stored, 503
     clients["dynamodb"].delete_table(TableName=table)
     code, metrics = _call(http_event(body=_alert(symbol="OBSX")), "POST /webhook")
