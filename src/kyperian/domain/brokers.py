@@ -27,6 +27,7 @@ check                  yes       connectivity and credentials
 position               no        default: filters ``positions``
 close_position         no        default: market order for the opposite quantity
 status                 no        default: account + positions + open orders
+close                  no        default: nothing to release (IB: disconnect the Gateway)
 =====================  ========  ===========================================================
 """
 
@@ -86,9 +87,10 @@ class OrderStatus(StrEnum):
 class BrokerCapabilities(BaseModel):
     """What a venue supports. Defaults are the common denominator; venues override the rest.
 
-    Alpaca: fractional, short selling, stop, stop-limit, bracket, replace, crypto.
-    Interactive Brokers: short selling, stop, stop-limit, bracket, replace, extended hours.
-    Schwab: short selling, stop, stop-limit, extended hours; no fractional orders via API.
+    Alpaca: fractional, short selling, stop, stop-limit, bracket, replace, extended hours, crypto.
+    Interactive Brokers: short selling, stop, stop-limit, extended hours, crypto (Paxos).
+    Schwab: stop, stop-limit, extended hours; no fractions via the API (shorts and brackets
+    are not wired: see docs/brokers.md).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -347,6 +349,9 @@ class Broker(ABC):
             reference_price=held.market_price,
         )
         return self.submit_order(request)
+
+    def close(self) -> None:  # noqa: B027 - optional hook with a do-nothing default
+        """Release connections at shutdown; most venues hold none."""
 
     def status(self, now: datetime) -> BrokerStatus:
         """Account, positions and open orders together, for reconciliation."""
