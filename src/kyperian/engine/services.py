@@ -7,7 +7,7 @@ The only place that knows which concrete adapter backs each port. Tests build an
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
 from kyperian.adapters.aws.clients import make_client
@@ -15,12 +15,15 @@ from kyperian.adapters.aws.decisions import DynamoDecisionStore
 from kyperian.adapters.aws.signal_history import DynamoSignalHistory
 from kyperian.adapters.aws.sqs import SqsWorkQueue
 from kyperian.adapters.brokers.paper import PaperBroker, PaperBrokerConfig
+from kyperian.adapters.brokers.venues import Venues
 from kyperian.adapters.cache.redis import RedisCache, build_client
+from kyperian.domain.brokers import Broker
 from kyperian.domain.engine_ports import DecisionStore, SignalCache, SignalHistory
 from kyperian.engine.degraded import CacheCircuit
 from kyperian.engine.processor import SignalProcessor
 from kyperian.engine.telemetry import EngineMetrics, logger
 from kyperian.engine.trading import AutoTrader
+from kyperian.engine.venue_watch import VenueWatch
 from kyperian.engine.worker import QueueWorker
 from kyperian.fusion import FusionRules
 from kyperian.settings import Settings
@@ -42,9 +45,19 @@ class EngineServices:
     processor: SignalProcessor
     worker: QueueWorker | None
     redis: RedisCache | None = None
+    venues: Venues = field(default=None)  # type: ignore[assignment]  # built from settings
+    """The live venues (``/broker/alpaca|ibkr|tda``), each built on first use."""
+    watch: VenueWatch | None = None
+
+    def __post_init__(self) -> None:
+        if self.venues is None:
+            self.venues = Venues(self.settings)
 
     def close(self) -> None:
         """Release pooled connections at shutdown."""
+        if self.watch is not None:
+            self.watch.stop()
+        self.venues.close()
         if self.redis is not None:
             self.redis.close()
 
@@ -68,7 +81,7 @@ def _worker(settings: Settings, processor: SignalProcessor) -> QueueWorker | Non
 
 
 def build_services(settings: Settings) -> EngineServices:
-    """Real adapters: Redis, DynamoDB, SQS and the paper broker."""
+    """Real adapters: Redis, DynamoDB, SQS, the paper broker and the configured live venues."""
     rules = settings.fusion
     redis = RedisCache(
         build_client(settings), processed_ttl_seconds=settings.processed_marker_ttl_seconds
@@ -78,6 +91,9 @@ def build_services(settings: Settings) -> EngineServices:
     history = DynamoSignalHistory(settings.signals_table, dynamodb, rules.max_age_seconds)
     circuit = CacheCircuit(settings.redis_retry_seconds)
     broker = PaperBroker(PaperBrokerConfig(starting_cash=settings.paper_starting_cash))
+    metrics = EngineMetrics(settings.environment)
+    venues = Venues(settings, on_schwab_token=metrics.schwab_refresh_token_days)
+    executing = _executing_venue(settings, broker, venues)
     processor = SignalProcessor(
         cache=redis,
         processed=redis,
@@ -85,8 +101,8 @@ def build_services(settings: Settings) -> EngineServices:
         history=history,
         rules=rules,
         circuit=circuit,
-        metrics=EngineMetrics(settings.environment),
-        trader=AutoTrader(broker) if settings.auto_trading else None,
+        metrics=metrics,
+        trader=AutoTrader(executing) if settings.auto_trading else None,
         lease_seconds=settings.worker_visibility_seconds,
     )
     return EngineServices(
@@ -100,4 +116,17 @@ def build_services(settings: Settings) -> EngineServices:
         processor=processor,
         worker=_worker(settings, processor),
         redis=redis,
+        venues=venues,
+        watch=VenueWatch.start_for(venues),
     )
+
+
+def _executing_venue(settings: Settings, paper: PaperBroker, venues: Venues) -> Broker:
+    """The venue decisions are sent to (KYPERIAN_BROKER_VENUE); a missing one stops the start."""
+    if settings.broker_venue == "paper":
+        return paper
+    broker = venues.get(settings.broker_venue)  # VenueNotConfigured names the setting
+    logger.warning(
+        "auto-trading venue is live", extra={"venue": broker.name, "paper": broker.caps.paper}
+    )
+    return broker

@@ -79,3 +79,7 @@ class EngineMetrics:
     def order(self, accepted: bool) -> None:
         """An auto-trading order the broker took (or refused)."""
         self._emit("OrdersSubmitted" if accepted else "OrdersRejected", MetricUnit.Count, 1)
+
+    def schwab_refresh_token_days(self, days: float) -> None:
+        """Days before the Schwab refresh token expires; an alarm fires days ahead."""
+        self._emit("SchwabRefreshTokenDaysLeft", MetricUnit.Count, round(days, 2))

@@ -156,22 +156,42 @@ def test_a_rate_limited_submit_is_not_retried_and_says_when_to_come_back(
 def test_reads_wait_for_the_rate_limit_reset_then_succeed(
     broker: AlpacaBroker, slept: list[float], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # GIVEN the first account read is rate limited until now + 4 s, the second succeeds
+    # GIVEN the first account read is rate limited until now + 2 s, the second succeeds
     monkeypatch.setattr("kyperian.adapters.brokers.alpaca.execution.time.time", lambda: 1000.0)
     responses.get(
         f"{PAPER}/account",
         body=_error(42910000, "rate limit exceeded"),
         status=429,
-        headers={"X-RateLimit-Reset": "1004"},
+        headers={"X-RateLimit-Reset": "1002"},
     )
     responses.get(f"{PAPER}/account", json=load_event("brokers/alpaca_account.json"))
     # WHEN the account is read
     account = broker.account()
     # THEN it waited for the reset once and returned the documented figures
-    assert slept == [4.0]
+    assert slept == [2.0]
     assert account.account_id == "PA2WZXVBQ9ZQ"
     assert account.equity == Decimal("103820.56")
     assert account.buying_power == Decimal("415282.24")
+
+
+@responses.activate
+def test_reads_do_not_wait_out_a_long_rate_limit(
+    broker: AlpacaBroker, slept: list[float], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN the rate limit resets in 20 s, longer than a read may wait
+    monkeypatch.setattr("kyperian.adapters.brokers.alpaca.execution.time.time", lambda: 1000.0)
+    responses.get(
+        f"{PAPER}/account",
+        body=_error(42910000, "rate limit exceeded"),
+        status=429,
+        headers={"X-RateLimit-Reset": "1020"},
+    )
+    # WHEN the account is read THEN it fails at once, saying when to come back
+    with pytest.raises(RateLimited) as caught:
+        broker.account()
+    assert slept == []
+    assert caught.value.retry_after == 20.0
+    assert len(responses.calls) == 1
 
 
 @responses.activate

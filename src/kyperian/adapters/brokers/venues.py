@@ -66,7 +66,7 @@ def _alpaca(settings: Settings) -> Broker:
     return AlpacaBroker(config)
 
 
-def _schwab(settings: Settings) -> Broker:
+def _schwab(settings: Settings, on_token: Callable[[float], None] | None = None) -> Broker:
     from kyperian.adapters.aws.clients import make_client  # noqa: PLC0415 - lazy: SDK import cost
     from kyperian.adapters.brokers.schwab import (  # noqa: PLC0415 - lazy: SDK import cost
         SchwabBroker,
@@ -83,8 +83,9 @@ def _schwab(settings: Settings) -> Broker:
         timeout_seconds=settings.broker_timeout_seconds,
         symbol_overrides=_overrides(settings, "schwab"),
     )
-    store = SchwabTokenStore(config.token_secret_id, make_client("secretsmanager", settings))
-    return SchwabBroker(config, store)
+    secrets = make_client("secretsmanager", settings)
+    store = SchwabTokenStore(config.token_secret_id, secrets, config.token_cache_seconds)
+    return SchwabBroker(config, store, on_token=on_token)
 
 
 def _ibkr(settings: Settings) -> Broker:
@@ -121,11 +122,19 @@ class Venues:
         self,
         settings: Settings,
         builders: dict[str, Callable[[Settings], Broker]] | None = None,
+        on_schwab_token: Callable[[float], None] | None = None,
     ) -> None:
         self._settings = settings
-        self._builders = builders or _BUILDERS
+        self._builders = builders or {
+            **_BUILDERS,
+            "schwab": lambda s: _schwab(s, on_schwab_token),
+        }
         self._built: dict[str, Broker] = {}
         self._lock = threading.Lock()
+
+    @property
+    def settings(self) -> Settings:
+        return self._settings
 
     def configured(self, venue: str) -> bool:
         return venue in self._built or is_configured(self._settings, venue)

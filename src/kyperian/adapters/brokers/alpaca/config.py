@@ -30,6 +30,9 @@ class AlpacaConfig(BaseModel):
     read_attempts: int = Field(default=3, ge=1, le=5)
     """Attempts for reads (account, positions, orders) on a temporary failure (default 3).
     Submits get exactly one attempt."""
+    max_read_wait_seconds: float = Field(default=2.0, ge=0, le=30)
+    """A read waits out a rate limit only if it resets within this (default 2); otherwise it
+    fails at once with ``RateLimited``, so an API caller gets 503 + Retry-After quickly."""
     symbol_overrides: Mapping[str, str] = Field(default_factory=dict)
     """TradingView symbol -> Alpaca symbol, winning over the rules (``""`` refuses it)."""
 

@@ -240,9 +240,13 @@ class AlpacaBroker(Broker):
                 return call()
             except (APIError, requests.RequestException) as exc:
                 error = classify(exc)
-                if not isinstance(error, TemporaryError) or attempt == self.config.read_attempts:
-                    raise error from exc
                 wait = error.retry_after if isinstance(error, RateLimited) else 0.5 * 2**attempt
+                if (
+                    not isinstance(error, TemporaryError)
+                    or attempt == self.config.read_attempts
+                    or wait > max(self.config.max_read_wait_seconds, 1.0)
+                ):
+                    raise error from exc
                 self._sleep(wait)
         raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
 
