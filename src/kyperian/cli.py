@@ -19,6 +19,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from kyperian import broker_commands
 from kyperian.client import Answer, Unreachable, api_key, remember_key, request, symbol_path
 from kyperian.local import stack
 from kyperian.local.launcher import READY_LINE
@@ -293,6 +294,8 @@ def build_parser() -> argparse.ArgumentParser:
     decisions.add_argument("--json", action="store_true", help="print the raw JSON")
     decisions.add_argument("--engine", default=DEFAULT_ENGINE, help="engine URL")
     decisions.set_defaults(run=_decisions)
+
+    broker_commands.add_commands(commands, DEFAULT_ENGINE)
     return parser
 
 
