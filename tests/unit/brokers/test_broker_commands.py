@@ -104,6 +104,10 @@ def test_login_stores_the_token_for_every_task() -> None:
         secrets.create_secret(
             Name="/kyperian/test/broker/credentials", SecretString=json.dumps(credentials)
         )
+        # (the config stack creates the token secret with a placeholder)
+        secrets.create_secret(
+            Name="/kyperian/test/broker/schwab-token", SecretString='{"login": "required"}'
+        )
         exchange = schwab.post("https://api.schwabapi.com/v1/oauth/token").respond(json=issued)
 
         def browser(prompt: str) -> str:

@@ -619,6 +619,7 @@ REQUIREMENTS: list[Requirement] = [
             "OriginSecret": "/kyperian/production/api/origin-secret",
             "BrokerCredentialsSecret": "/kyperian/production/broker/credentials",
             "RedisAuthTokenSecret": "/kyperian/production/redis/auth-token",
+            "SchwabTokenSecret": "/kyperian/production/broker/schwab-token",
         },
     ),
     Requirement(
@@ -628,17 +629,20 @@ REQUIREMENTS: list[Requirement] = [
         {"PasswordLength": 40, "ExcludePunctuation": True, "IncludeSpace": False},
     ),
     Requirement(
-        "production secrets replicate to the DR region",
+        "production secrets replicate to the DR region (not the Schwab token: engines write it)",
         "config",
-        of_type("AWS::SecretsManager::Secret", lambda p: p["ReplicaRegions"]),
+        of_type("AWS::SecretsManager::Secret", lambda p: p.get("ReplicaRegions")),
         {
-            name: [{"Region": "us-west-2"}]
-            for name in (
-                "ApiKeySecret",
-                "OriginSecret",
-                "BrokerCredentialsSecret",
-                "RedisAuthTokenSecret",
-            )
+            **{
+                name: [{"Region": "us-west-2"}]
+                for name in (
+                    "ApiKeySecret",
+                    "OriginSecret",
+                    "BrokerCredentialsSecret",
+                    "RedisAuthTokenSecret",
+                )
+            },
+            "SchwabTokenSecret": None,
         },
     ),
     # --- Messaging -----------------------------------------------------------------------
@@ -967,6 +971,7 @@ REQUIREMENTS: list[Requirement] = [
             "KYPERIAN_DECISIONS_TABLE": "kyperian-production-decisions",
             "KYPERIAN_SIGNAL_QUEUE_URL": {"Fn::ImportValue": "production:SignalQueueUrl"},
             "KYPERIAN_REDIS_TLS": "true",
+            "KYPERIAN_BROKER_VENUE": "paper",
         },
     ),
     Requirement(
@@ -1098,7 +1103,7 @@ REQUIREMENTS: list[Requirement] = [
         [{"Fn::ImportValue": "production:EcsSecurityGroupId"}],
     ),
     Requirement(
-        "task role: queue and tables only",
+        "task role: queue, tables and the shared Schwab token",
         "compute",
         policy_statements("TaskRole"),
         {
@@ -1114,6 +1119,7 @@ REQUIREMENTS: list[Requirement] = [
                 "dynamodb:PutItem",
                 "dynamodb:Query",
             ],
+            "SchwabToken": ["secretsmanager:GetSecretValue", "secretsmanager:PutSecretValue"],
         },
     ),
     # --- Monitoring ----------------------------------------------------------------------
@@ -1276,7 +1282,7 @@ REQUIREMENTS: list[Requirement] = [
         ({("Kyperian", "DegradedMode")}, {"engine"}, {"production"}, 0, 3, 5),
     ),
     Requirement(
-        "exactly the eight alarms",
+        "exactly the nine alarms",
         "monitoring",
         of_type("AWS::CloudWatch::Alarm", lambda p: p["AlarmName"]),
         {
@@ -1288,6 +1294,7 @@ REQUIREMENTS: list[Requirement] = [
             "QueueAgeAlarm": "kyperian-production-queue-age",
             "SignalsRejectedAlarm": "kyperian-production-signals-rejected",
             "EngineDegradedAlarm": "kyperian-production-engine-degraded",
+            "SchwabLoginExpiringAlarm": "kyperian-production-schwab-login-expiring",
         },
     ),
     Requirement(

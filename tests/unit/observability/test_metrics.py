@@ -235,6 +235,7 @@ def engine_emitted() -> list[Emitted]:
         metrics.failed()
         metrics.order(accepted=True)
         metrics.order(accepted=False)
+        metrics.schwab_refresh_token_days(4.5)
     return parse_emf(out.getvalue(), "engine")
 
 

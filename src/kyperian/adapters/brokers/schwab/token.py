@@ -122,7 +122,7 @@ class SchwabTokenStore:
             generation = f"{replacing.creation_timestamp}:{replacing.access_expires_at}"
             request["ClientRequestToken"] = str(uuid.uuid5(_NAMESPACE, generation))
         try:
-            self._put(request)
+            self._client.put_secret_value(**request)
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") == "ResourceExistsException":
                 return self.read(fresh=True)  # another task refreshed the same token first
@@ -132,16 +132,3 @@ class SchwabTokenStore:
         with self._lock:
             self._cached = (self._clock(), token)
         return token
-
-    def _put(self, request: dict[str, Any]) -> None:
-        try:
-            self._client.put_secret_value(**request)
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
-                raise
-            # First login in this environment: the secret does not exist yet.
-            self._client.create_secret(
-                Name=request["SecretId"],
-                SecretString=request["SecretString"],
-                Description="Schwab OAuth token (kyperian broker login schwab)",
-            )
