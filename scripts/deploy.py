@@ -12,7 +12,8 @@ back. Finally the dashboards in ``dashboards/*.json`` are put, with their placeh
 What it must never do: deploy the ``cicd`` bootstrap stack (the roles the pipeline itself runs
 with) unless ``--bootstrap`` says an administrator is at the keyboard; carry on after a stack
 failed; start an update while a rollback-trigger alarm is already firing (it would roll back
-at once and hide the cause) unless ``--allow-alarming`` says this deploy is the fix.
+at once and hide the cause) unless ``--allow-alarming`` says this deploy is the fix; deploy
+production when its alarms reach no one (``monitoring.AlertEmail`` empty in the parameter file).
 
 Usage::
 
@@ -274,6 +275,46 @@ def load_parameter_file(path: Path) -> dict[str, dict[str, str]]:
             )
         stacks[key] = _parameters_of(path, key, entry)
     return stacks
+
+
+_EMAIL: Final = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+
+
+def alarm_subscriber_problem(
+    environment: str, parameters: Mapping[str, Mapping[str, str]]
+) -> str | None:
+    """Why the alarms of this deploy would reach no one, or None when they reach someone.
+
+    The subscriber is ``monitoring.AlertEmail`` of the parameter file (the SNS topic's email
+    subscription). A production deploy refuses to run without one; other environments warn.
+    """
+    monitoring = parameters.get(MONITORING_STACK)
+    if monitoring is None:
+        return f"the parameter file has no {MONITORING_STACK} stack, so no alarm subscriber"
+    email = monitoring.get("AlertEmail", "").strip()
+    if not email:
+        return (
+            f"{MONITORING_STACK}.AlertEmail is empty: the {environment} alarms would page no one. "
+            "Set it to the on-call address (cloudformation/parameters/README.md)"
+        )
+    if not _EMAIL.fullmatch(email):
+        return f"{MONITORING_STACK}.AlertEmail {email!r} is not an email address"
+    return None
+
+
+def check_alarm_subscriber(environment: str, parameters: Mapping[str, Mapping[str, str]]) -> None:
+    """Refuse a production deploy whose alarms reach no one (issue 17, "alarms reach someone").
+
+    Raises
+    ------
+    DeployError
+        For production, when ``alarm_subscriber_problem`` finds a problem.
+    """
+    problem = alarm_subscriber_problem(environment, parameters)
+    if problem and environment == "production":
+        raise DeployError(f"refusing a production deploy: {problem}")
+    if problem:
+        print(f"warning: {problem}", file=sys.stderr, flush=True)
 
 
 def _parameters_of(path: Path, key: str, entry: Any) -> dict[str, str]:
@@ -1040,10 +1081,11 @@ def main(argv: Sequence[str] | None = None, session: boto3.Session | None = None
         if not args.region:
             raise DeployError("no region: pass --region or set AWS_REGION")
         parameters_path = args.parameters or TEMPLATES / "parameters" / f"{args.environment}.json"
+        parameters = load_parameter_file(parameters_path)
         plan = build_plan(
             environment=args.environment,
             region=args.region,
-            parameters=load_parameter_file(parameters_path),
+            parameters=parameters,
             artifacts=Artifacts.from_uri(args.image_tag, args.lambda_s3_uri),
             only=[s.strip() for s in args.stacks.split(",") if s.strip()] if args.stacks else (),
             bootstrap=args.bootstrap,
@@ -1057,7 +1099,11 @@ def main(argv: Sequence[str] | None = None, session: boto3.Session | None = None
         )
         print(plan.describe(), flush=True)
         if args.dry_run:
+            problem = alarm_subscriber_problem(args.environment, parameters)
+            if problem:
+                print(f"warning: {problem}", file=sys.stderr, flush=True)
             return 0
+        check_alarm_subscriber(args.environment, parameters)
         aws = Aws(session or boto3.Session(), endpoint_url=args.endpoint_url)
         role_arn = args.role_arn or execution_role(aws, plan)
         if role_arn:

@@ -51,7 +51,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from botocore.validate import ParamValidator
 
-from kyperian.client import Answer, Unreachable, request
+from kyperian.client import Answer, Unreachable, engine_token, request
 from kyperian.domain.models import Signal
 from kyperian.local.launcher import running_stack
 
@@ -90,6 +90,7 @@ class Stack:
     engine: str
     redis_port: int
     api_key: str
+    engine_token: str | None = None
 
     def child_env(self) -> dict[str, str]:
         """The settings an engine process of this stack gets (for one-off admin commands)."""
@@ -364,7 +365,7 @@ def _decision(stack: Stack, symbol: str, trigger: str, timeout: float = 45.0) ->
     last: Answer | None = None
     while time.monotonic() < deadline:
         try:
-            last = request("GET", f"{stack.engine}/decisions/{symbol}")
+            last = request("GET", f"{stack.engine}/decisions/{symbol}", bearer=stack.engine_token)
         except Unreachable:
             time.sleep(0.3)
             continue
@@ -529,7 +530,7 @@ def drill_flush(shell: Shell, stack: Stack) -> str:
     _check(len(list(cache.scan_iter(signal_keys))) >= 2, "the symbol's signals were not refilled")
     _check(cache.get("other-app:drill") == b"kept", "a key outside kyperian:* was deleted")
     cache.delete("other-app:drill")
-    served = request("GET", f"{stack.engine}/decisions/{symbol}")
+    served = request("GET", f"{stack.engine}/decisions/{symbol}", bearer=stack.engine_token)
     _check(
         served.ok and served.body.get("decision_id") == before["decision_id"],
         f"decision not served: {served}",
@@ -563,6 +564,7 @@ def local_stack(say: Callable[[str], None]) -> Iterator[Stack]:
             engine=running.engine,
             redis_port=running.redis_port,
             api_key=running.api_key,
+            engine_token=running.engine_token,
         )
     say("local stack stopped")
 
@@ -628,7 +630,9 @@ def main(argv: list[str] | None = None) -> int:
                 file=sys.stderr,
             )
             return 2
-        stack = Stack(args.aws_endpoint, args.gateway, args.engine, args.redis_port, key)
+        stack = Stack(
+            args.aws_endpoint, args.gateway, args.engine, args.redis_port, key, engine_token()
+        )
         return 0 if run_drills(stack, names, say) else 1
     with local_stack(say) as stack:
         ok = run_drills(stack, names, say)

@@ -21,6 +21,8 @@ trap stop_stack EXIT
 
 if [ -z "${HOST:-}" ]; then
   export KYPERIAN_API_KEY=${KYPERIAN_API_KEY:-loadtest-$(python3 -c 'import secrets; print(secrets.token_hex(16))')}
+  export KYPERIAN_ENGINE_TOKEN=${KYPERIAN_ENGINE_TOKEN:-loadtest-$(python3 -c 'import secrets; print(secrets.token_hex(16))')}
+  export KYPERIAN_LOCAL_STATE_DIR="$REPORTS/stack-state"   # leave the user's .kyperian/ alone
   export POWERTOOLS_METRICS_DISABLED=true   # keep EMF lines out of the local logs under load
   $UV run --frozen kyperian up --log-dir "$REPORTS/stack-logs" > "$REPORTS/stack.log" 2>&1 &
   stack_pid=$!

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from kyperian.client import Answer, request
+from kyperian.client import Answer, engine_request
 from kyperian.domain.errors import KyperianError, OperationalError
 from kyperian.settings import get_settings
 
@@ -59,7 +59,7 @@ def _status(args: argparse.Namespace) -> int:
     venues = [args.venue] if args.venue else list(VENUES)
     failed = False
     for venue in venues:
-        answer = request("GET", f"{args.engine.rstrip('/')}/broker/{venue}/status")
+        answer = engine_request("GET", f"{args.engine.rstrip('/')}/broker/{venue}/status")
         if args.json:
             print(json.dumps({venue: answer.body}, indent=2))
         else:

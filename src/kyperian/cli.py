@@ -20,7 +20,16 @@ from pathlib import Path
 from typing import Any
 
 from kyperian import broker_commands
-from kyperian.client import Answer, Unreachable, api_key, remember_key, request, symbol_path
+from kyperian.client import (
+    Answer,
+    Unreachable,
+    api_key,
+    engine_request,
+    remember_key,
+    remember_token,
+    request,
+    symbol_path,
+)
 from kyperian.local import stack
 from kyperian.local.launcher import READY_LINE
 from kyperian.local.stack import StackInfo
@@ -30,6 +39,10 @@ from kyperian.settings import get_settings
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 DEFAULT_GATEWAY = "http://127.0.0.1:8080"
 DEFAULT_ENGINE = "http://127.0.0.1:8000"
+_ENGINE_CREDENTIAL_HELP = (
+    "The engine token comes from KYPERIAN_ENGINE_TOKEN, or the file the local stack writes "
+    "(.kyperian/engine-token; KYPERIAN_LOCAL_STATE_DIR moves it)."
+)
 
 
 # --- up -----------------------------------------------------------------------------------
@@ -47,9 +60,10 @@ def _up(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         supervisor.stop()
         return 130
-    if info.key_generated:
-        remember_key(info.api_key)
-    _print_banner(info, args.log_dir)
+    # Kept for the CLI in any other shell, given or generated (owner-only files).
+    key_file = remember_key(info.api_key)
+    token_file = remember_token(info.engine_token)
+    _print_banner(info, args.log_dir, key_file, token_file)
     try:
         code = supervisor.wait()
     finally:
@@ -58,11 +72,16 @@ def _up(args: argparse.Namespace) -> int:
     return code
 
 
-def _print_banner(info: StackInfo, log_dir: str) -> None:
+def _print_banner(info: StackInfo, log_dir: str, key_file: Path, token_file: Path) -> None:
     key_line = (
         f"API key (generated; set KYPERIAN_API_KEY to choose one): {info.api_key}"
         if info.key_generated
         else "API key: the value of KYPERIAN_API_KEY"
+    )
+    token_line = (
+        f"engine token (generated; set KYPERIAN_ENGINE_TOKEN to choose one): {info.engine_token}"
+        if info.token_generated
+        else "engine token: the value of KYPERIAN_ENGINE_TOKEN"
     )
     body = (
         '{"passphrase":"KEY","symbol":"NASDAQ:AAPL","action":"buy",'
@@ -76,6 +95,8 @@ def _print_banner(info: StackInfo, log_dir: str) -> None:
         "                       POST /webhook, POST /webhook/mtf, GET /health",
         *info.extra_lines,
         key_line,
+        token_line,
+        f"kept for the CLI in    {key_file} and {token_file} (owner-only)",
         f"logs                   {log_dir}/",
         "try:",
         f"  curl -s -X POST {info.gateway_url}/webhook -H 'Content-Type: application/json' \\",
@@ -192,7 +213,7 @@ def _print_summary(counts: Counter[str], symbols: list[str], args: argparse.Name
     print("decisions:")
     for symbol in symbols:
         try:
-            answer = request("GET", f"{args.engine}/decisions/{symbol_path(symbol)}")
+            answer = engine_request("GET", f"{args.engine}/decisions/{symbol_path(symbol)}")
         except Unreachable:
             print(f"  {symbol:<12} engine not reachable at {args.engine}")
             continue
@@ -214,14 +235,14 @@ def _decision_line(answer: Answer) -> str:
 
 
 def _signals(args: argparse.Namespace) -> int:
-    answer = request("GET", f"{args.engine}/signals/{symbol_path(args.symbol)}")
+    answer = engine_request("GET", f"{args.engine}/signals/{symbol_path(args.symbol)}")
     print(json.dumps(answer.body, indent=2))
     return EXIT_OK if answer.ok else EXIT_FAILED
 
 
 def _decisions(args: argparse.Namespace) -> int:
     suffix = f"/history?limit={args.limit}" if args.history else ""
-    answer = request("GET", f"{args.engine}/decisions/{symbol_path(args.symbol)}{suffix}")
+    answer = engine_request("GET", f"{args.engine}/decisions/{symbol_path(args.symbol)}{suffix}")
     if args.json or not answer.ok:
         print(json.dumps(answer.body, indent=2))
     elif args.history:
@@ -282,12 +303,20 @@ def build_parser() -> argparse.ArgumentParser:
     _add_gateway_options(replay)
     replay.set_defaults(run=_replay)
 
-    signals = commands.add_parser("signals", help="a symbol's latest signal per timeframe")
+    signals = commands.add_parser(
+        "signals",
+        help="a symbol's latest signal per timeframe",
+        description=f"Read the engine's signals for SYMBOL. {_ENGINE_CREDENTIAL_HELP}",
+    )
     signals.add_argument("symbol")
     signals.add_argument("--engine", default=DEFAULT_ENGINE, help="engine URL")
     signals.set_defaults(run=_signals)
 
-    decisions = commands.add_parser("decisions", help="a symbol's latest decision or history")
+    decisions = commands.add_parser(
+        "decisions",
+        help="a symbol's latest decision or history",
+        description=f"Read the engine's decisions for SYMBOL. {_ENGINE_CREDENTIAL_HELP}",
+    )
     decisions.add_argument("symbol")
     decisions.add_argument("--history", action="store_true", help="list past decisions")
     decisions.add_argument("--limit", type=int, default=20, help="history length (max 200)")

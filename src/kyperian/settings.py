@@ -146,6 +146,29 @@ class Settings(BaseSettings):
     fusion: FusionRules = Field(default_factory=lambda: _fusion_rules_from_env())
     """Fusion rules, each read from ``KYPERIAN_FUSION_<RULE>`` (see docs/fusion.md)."""
 
+    # --- engine authentication ---
+    engine_token: SecretStr | None = Field(default=None, min_length=16)
+    """The engine API's bearer token (KYPERIAN_ENGINE_TOKEN): local stack and tests. When set,
+    it is the only token and Secrets Manager is not read; on AWS leave it unset."""
+    engine_token_secret_id: str = ""
+    """Secrets Manager id of the engine token; default ``/kyperian/<environment>/engine/token``.
+    Read at most every ``secret_max_age_seconds``; AWSPREVIOUS is honoured during the grace."""
+    engine_token_grace_seconds: int = Field(default=86400, ge=0)
+    """After a rotation, how long the previous engine token (AWSPREVIOUS) is still accepted,
+    as for the webhook key; 0 accepts only the current one. A leaked one is revoked instead."""
+    engine_session_seconds: int = Field(default=12 * 3600, ge=60, le=7 * 86400)
+    """How long a dashboard session cookie lasts after ``POST /login``."""
+    local_state_dir: str = ".kyperian"
+    """Where ``kyperian up`` keeps the local engine token and API key files (owner-only) and
+    where the CLI finds them (KYPERIAN_LOCAL_STATE_DIR)."""
+
+    @model_validator(mode="after")
+    def _derive_engine_token_secret(self) -> Settings:
+        if not self.engine_token_secret_id:
+            secret_id = f"/kyperian/{self.environment}/engine/token"
+            object.__setattr__(self, "engine_token_secret_id", secret_id)
+        return self
+
     @model_validator(mode="after")
     def _derive_names(self) -> Settings:
         env = self.environment

@@ -4,6 +4,8 @@
   https://api.staging.kyperian.com/staging
 - ``KYPERIAN_DEPLOYED_ENGINE_URL``: the engine, e.g. https://engine.staging.kyperian.com
 - ``KYPERIAN_API_KEY``: the environment's webhook key; without it only read-only checks run
+- ``KYPERIAN_ENGINE_TOKEN``: the engine's bearer token (``/kyperian/<env>/engine/token``),
+  for the checks that read decisions
 
 Without ``KYPERIAN_DEPLOYED_URL`` every test here is skipped: ``make test`` never reaches out.
 """

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from kyperian.client import Answer, Unreachable, request, symbol_path
+from kyperian.client import Answer, Unreachable, engine_request, request, symbol_path
 from tests.deployed.conftest import Deployment
 
 DECISION_TIMEOUT = 60.0
@@ -83,7 +83,7 @@ def test_an_accepted_alert_reaches_the_engine_and_is_decided(
     answer: Answer | None = None
     while time.monotonic() < deadline:
         try:
-            answer = request("GET", f"{deployment.engine}/decisions/{symbol_path(symbol)}")
+            answer = engine_request("GET", f"{deployment.engine}/decisions/{symbol_path(symbol)}")
         except Unreachable:
             answer = None
         if answer is not None and answer.ok and answer.body.get("trigger_signal_id") == last:

@@ -50,6 +50,16 @@ def test_the_engine_is_healthy(deployment: Deployment) -> None:
     assert answer.body["status"] == "ok", answer.body
 
 
+def test_the_engine_refuses_anonymous_callers(deployment: Deployment) -> None:
+    if not deployment.engine:
+        pytest.skip("no KYPERIAN_DEPLOYED_ENGINE_URL")
+    # WHEN the engine's API and documentation are asked with no credential
+    for path in ("/decisions/AAPL", "/broker/paper/positions", "/openapi.json", "/docs"):
+        answer = request("GET", f"{deployment.engine}{path}")
+        # THEN each is refused: nothing that shows positions answers without authentication
+        assert answer.status == 401, (path, answer)
+
+
 def test_a_signed_alert_is_accepted_once(deployment: Deployment, api_key: str) -> None:
     # GIVEN a TradingView-shaped alert carrying the environment's key
     alert: dict[str, Any] = {

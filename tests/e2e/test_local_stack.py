@@ -6,8 +6,11 @@ module; the last test stops it with Ctrl-C and checks nothing is left behind.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -49,7 +52,7 @@ def _decision_for(stack: Stack, symbol: str, trigger: str, timeout: float = 30.0
     last: Answer | None = None
     while time.monotonic() < deadline:
         try:
-            last = request("GET", f"{stack.engine}/decisions/{symbol}")
+            last = request("GET", f"{stack.engine}/decisions/{symbol}", bearer=stack.engine_token)
         except Unreachable:  # the engine is (re)starting
             time.sleep(0.2)
             continue
@@ -115,6 +118,37 @@ def test_a_restarted_engine_loses_no_accepted_signal(stack: Stack) -> None:
     decision = _decision_for(stack, "E2ED", last, timeout=60)
     assert stack.pids()["engine"] != engine_pid
     assert len(decision["signal_ids"]) == 2
+
+
+def test_the_engine_needs_its_token_which_the_cli_finds_in_another_shell(stack: Stack) -> None:
+    # GIVEN a decision for a symbol
+    base = {"symbol": "E2EF", "source": "luxalgo", "price": 20.0, "confidence": 80}
+    trigger = _accepted(_post(stack, "/webhook", {**base, "action": "buy", "timeframe": "1D"}))
+    _decision_for(stack, "E2EF", trigger)
+    # WHEN the engine is asked without the token  THEN 401 (its health check stays open)
+    assert request("GET", f"{stack.engine}/decisions/E2EF").status == 401
+    assert request("GET", f"{stack.engine}/openapi.json").status == 401
+    assert request("GET", f"{stack.engine}/health").status == 200
+    # WHEN the CLI runs in another shell, with neither variable set
+    assert stack.state_dir is not None
+    unset = ("KYPERIAN_API_KEY", "KYPERIAN_ENGINE_TOKEN")
+    shell = {k: v for k, v in os.environ.items() if k not in unset}
+    shell["KYPERIAN_LOCAL_STATE_DIR"] = str(stack.state_dir)
+    cli = [sys.executable, "-m", "kyperian.cli"]
+    read = subprocess.run(  # noqa: S603 - our own CLI
+        [*cli, "decisions", "E2EF", "--json", "--engine", stack.engine],
+        env=shell, capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    sent = subprocess.run(  # noqa: S603 - our own CLI
+        [*cli, "send", "E2EF", "buy", "4h", "--url", stack.gateway],
+        env=shell, capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    # THEN both find what `kyperian up` kept, in owner-only files
+    assert read.returncode == 0, read.stdout + read.stderr
+    assert json.loads(read.stdout)["symbol"] == "E2EF"
+    assert sent.returncode == 0, sent.stdout + sent.stderr
+    for name in ("api-key", "engine-token"):
+        assert (stack.state_dir / name).stat().st_mode & 0o777 == 0o600
 
 
 def test_ctrl_c_leaves_no_process_behind(stack: Stack) -> None:

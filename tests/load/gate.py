@@ -20,7 +20,7 @@ from collections import defaultdict
 from datetime import datetime
 from pathlib import Path
 
-from kyperian.client import Unreachable, request, symbol_path
+from kyperian.client import Unreachable, engine_request, symbol_path
 
 
 def _rows(path: Path) -> list[dict[str, str]]:
@@ -61,7 +61,8 @@ def decision_latencies(reports: Path, engine: str) -> list[float]:
             symbols[row["symbol"]].add(row["signal_id"])
     latencies = []
     for symbol in symbols:
-        answer = request("GET", f"{engine}/decisions/{symbol_path(symbol)}/history?limit=200")
+        url = f"{engine}/decisions/{symbol_path(symbol)}/history?limit=200"
+        answer = engine_request("GET", url)
         for decision in answer.body.get("decisions", []) if answer.ok else []:
             trigger = decision.get("trigger_signal_id")
             if trigger in received:

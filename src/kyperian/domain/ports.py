@@ -7,10 +7,12 @@ Implementations translate vendor failures into ``kyperian.domain.errors``.
 
 from __future__ import annotations
 
+import hmac
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 
 from kyperian.domain.models import Signal
 
@@ -67,8 +69,30 @@ class SignalPublisher(ABC):
         """Raise ``TemporaryError``/``OperationalError`` if the bus cannot be reached."""
 
 
+class SecretMatch(StrEnum):
+    """Which version of a rotated secret a presented value matched."""
+
+    CURRENT = "current"
+    PREVIOUS = "previous"
+
+
+def same_secret(provided: str, expected: str) -> bool:
+    """Constant-time comparison, so response timing reveals nothing about the secret.
+
+    Any string is compared, lone surrogates included (``surrogatepass``): a crafted value
+    is a mismatch, never an exception.
+    """
+    return hmac.compare_digest(
+        provided.encode("utf-8", "surrogatepass"), expected.encode("utf-8", "surrogatepass")
+    )
+
+
 class SecretSource(ABC):
-    """Reads secret values, cached, so the hot path does not call AWS per request."""
+    """Reads secret values, cached, so the hot path does not call AWS per request.
+
+    ``match`` holds the rotation rule every credential check shares (the webhook key, the
+    engine token); backends only fill ``get`` and ``previous``.
+    """
 
     @abstractmethod
     def get(self, secret_id: str) -> str:
@@ -77,6 +101,45 @@ class SecretSource(ABC):
     @abstractmethod
     def previous(self, secret_id: str) -> PreviousSecret | None:
         """The value the current one replaced, and when; ``None`` if there is none."""
+
+    def match(
+        self, secret_id: str, provided: str | None, grace_seconds: int, now: datetime
+    ) -> SecretMatch | None:
+        """Which version ``provided`` is: the current one, or the previous one in its grace.
+
+        Parameters
+        ----------
+        secret_id
+            The secret to check against.
+        provided
+            What the caller presented; empty or ``None`` never matches.
+        grace_seconds
+            How long after a rotation the previous value is still accepted (0: never).
+        now
+            The time the grace period is measured at (aware).
+
+        Returns
+        -------
+        SecretMatch | None
+            ``None`` for a missing or wrong value, without saying which.
+
+        Raises
+        ------
+        OperationalError
+            The current value cannot be read: the caller must refuse (fail closed).
+        """
+        if not provided:
+            return None
+        if same_secret(provided, self.get(secret_id)):
+            return SecretMatch.CURRENT
+        if grace_seconds <= 0:
+            return None
+        previous = self.previous(secret_id)
+        if previous is None:
+            return None
+        if (now - previous.replaced_at).total_seconds() >= grace_seconds:
+            return None
+        return SecretMatch.PREVIOUS if same_secret(provided, previous.value) else None
 
 
 @dataclass(frozen=True)

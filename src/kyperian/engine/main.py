@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse
 from kyperian import __version__
 from kyperian.domain.errors import InvalidOrderError, KyperianError
 from kyperian.engine.api.routes import broker, decisions, health, signals, venues
+from kyperian.engine.auth import install_auth
 from kyperian.engine.services import EngineServices, build_services
 from kyperian.engine.telemetry import logger
 from kyperian.settings import get_settings
@@ -78,6 +79,7 @@ def create_app(services: EngineServices | None = None) -> FastAPI:
     )
     app.state.services = services
     app.add_exception_handler(KyperianError, _dependency_failed)
+    install_auth(app)  # every route, including those added after this line, needs a caller
     for router in (health.router, signals.router, decisions.router, broker.router, venues.router):
         app.include_router(router)
     return app

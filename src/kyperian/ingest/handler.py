@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hmac
 import json
 import os
 import time
@@ -36,7 +35,13 @@ from kyperian.adapters.aws.eventbridge import EventBridgePublisher
 from kyperian.adapters.aws.secrets import CachedSecrets
 from kyperian.domain.errors import KyperianError, OperationalError, Problem
 from kyperian.domain.models import Signal
-from kyperian.domain.ports import SecretSource, SignalPublisher, SignalStore
+from kyperian.domain.ports import (
+    SecretMatch,
+    SecretSource,
+    SignalPublisher,
+    SignalStore,
+    same_secret,
+)
 from kyperian.ingest.intake import Accepted, SignalIntake
 from kyperian.ingest.parse import (
     ArrivalWindow,
@@ -116,43 +121,28 @@ def _raw_body(event: dict[str, Any]) -> bytes:
         ) from None
 
 
-def _same(provided: str, expected: str) -> bool:
-    """Constant-time comparison, so response timing reveals nothing about the key."""
-    return hmac.compare_digest(provided.encode("utf-8"), expected.encode("utf-8"))
-
-
 def _check_origin(headers: dict[str, str], deps: Wiring) -> None:
     """Behind CloudFront, refuse requests that bypassed it (and so bypassed WAF)."""
     secret_id = deps.settings.origin_secret_id
     if secret_id is None:
         return
-    if not _same(headers.get("x-origin-verify", ""), deps.secrets.get(secret_id)):
+    if not same_secret(headers.get("x-origin-verify", ""), deps.secrets.get(secret_id)):
         raise Forbidden("request did not come through the edge")
 
 
 def _authenticate(provided: str | None, deps: Wiring) -> None:
     """One answer for a missing and for a wrong key: nothing tells which it was."""
-    secret_id = deps.settings.api_key_secret_id
-    expected = deps.secrets.get(secret_id)
-    if provided and _same(provided, expected):
-        return
-    if provided and _previous_key_in_grace(provided, deps):
+    matched = deps.secrets.match(
+        deps.settings.api_key_secret_id,
+        provided,
+        deps.settings.api_key_grace_seconds,
+        datetime.now(UTC),
+    )
+    if matched is SecretMatch.PREVIOUS:
         metrics.add_metric(name="PreviousApiKeyUsed", unit=MetricUnit.Count, value=1)
         logger.warning("request authenticated with the previous API key: update the alert")
-        return
-    raise Unauthorized("missing or invalid API key")
-
-
-def _previous_key_in_grace(provided: str, deps: Wiring) -> bool:
-    """The key a rotation replaced, accepted until the grace period after the rotation ends."""
-    grace = deps.settings.api_key_grace_seconds
-    if grace <= 0:
-        return False
-    previous = deps.secrets.previous(deps.settings.api_key_secret_id)
-    if previous is None:
-        return False
-    in_grace = (datetime.now(UTC) - previous.replaced_at).total_seconds() < grace
-    return in_grace and _same(provided, previous.value)
+    if matched is None:
+        raise Unauthorized("missing or invalid API key")
 
 
 def _read_alert(deps: Wiring) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import signal
 import subprocess
 import sys
@@ -38,6 +39,9 @@ class RunningStack:
     engine_port: int
     api_key: str
     log_dir: Path
+    engine_token: str = ""
+    state_dir: Path | None = None
+    """Where this stack's ``kyperian up`` kept its key and token files (not the user's)."""
     output: list[str] = field(default_factory=list)
 
     @property
@@ -77,13 +81,21 @@ class RunningStack:
 
 
 def launch(api_key: str, log_dir: Path, start_timeout: float = 90.0) -> RunningStack:
-    """Start ``kyperian up`` on three fresh ports and wait for its ready line."""
+    """Start ``kyperian up`` on three fresh ports and wait for its ready line.
+
+    It gets a fresh engine token and its own state directory, so the user's
+    ``.kyperian/api-key`` and ``engine-token`` are left alone.
+    """
     ports: list[int] = []
     for _ in range(3):
         ports.append(free_port(avoid=ports))
+    engine_token = secrets.token_urlsafe(30)
+    state_dir = log_dir / "state"
     env = {
         **os.environ,
         "KYPERIAN_API_KEY": api_key,
+        "KYPERIAN_ENGINE_TOKEN": engine_token,
+        "KYPERIAN_LOCAL_STATE_DIR": str(state_dir),
         "KYPERIAN_LOCAL_AWS_PORT": str(ports[0]),
         "KYPERIAN_GATEWAY_PORT": str(ports[1]),
         "KYPERIAN_ENGINE_PORT": str(ports[2]),
@@ -96,7 +108,9 @@ def launch(api_key: str, log_dir: Path, start_timeout: float = 90.0) -> RunningS
         stderr=subprocess.STDOUT,
         text=True,
     )
-    stack = RunningStack(process, ports[0], ports[1], ports[2], api_key, log_dir)
+    stack = RunningStack(
+        process, ports[0], ports[1], ports[2], api_key, log_dir, engine_token, state_dir
+    )
     try:
         _wait_for_ready(stack, start_timeout)
     except StackDidNotStart:

@@ -4,7 +4,8 @@
 (the bus, the ``SignalValidated`` rule, the engine's queue with its DLQ, the audit log
 group) are deployed into moto under ``kyperian-<environment>-...`` names, so the local
 stack and the tests use exactly what AWS runs. moto's CloudFormation ignores Secrets
-Manager, so the API key secret is created directly under the name config.yaml gives it.
+Manager, so the API key secret (and the engine token, when given) is created directly under
+the name config.yaml gives it; the engine then reads its token from there, as on AWS.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ class LocalResources:
     queue_url: str
     dlq_url: str
     api_key_secret_id: str
+    engine_token_secret_id: str | None = None
 
 
 def api_key_secret_id(environment: str) -> str:
@@ -35,12 +37,22 @@ def api_key_secret_id(environment: str) -> str:
     return f"/kyperian/{environment}/api/key"
 
 
-def provision(clients: dict[str, Any], environment: str, api_key: str) -> LocalResources:
-    """Deploy the data and messaging stacks, then store the API key secret."""
+def engine_token_secret_id(environment: str) -> str:
+    """The engine token's secret: ``/kyperian/<env>/engine/token`` (the settings' default)."""
+    return f"/kyperian/{environment}/engine/token"
+
+
+def provision(
+    clients: dict[str, Any], environment: str, api_key: str, engine_token: str | None = None
+) -> LocalResources:
+    """Deploy the data and messaging stacks, then store the API key (and engine token) secrets."""
     data = deploy(clients["cloudformation"], "data", environment)
     messaging = deploy(clients["cloudformation"], "messaging", environment)
     secret_id = api_key_secret_id(environment)
     clients["secretsmanager"].create_secret(Name=secret_id, SecretString=api_key)
+    token_id = engine_token_secret_id(environment) if engine_token else None
+    if engine_token:
+        clients["secretsmanager"].create_secret(Name=token_id, SecretString=engine_token)
     dlq_name = messaging["SignalDeadLetterQueueName"]
     return LocalResources(
         signals_table=data["SignalsTableName"],
@@ -49,4 +61,5 @@ def provision(clients: dict[str, Any], environment: str, api_key: str) -> LocalR
         queue_url=messaging["SignalQueueUrl"],
         dlq_url=clients["sqs"].get_queue_url(QueueName=dlq_name)["QueueUrl"],
         api_key_secret_id=secret_id,
+        engine_token_secret_id=token_id,
     )

@@ -18,7 +18,12 @@ from typing import Any
 
 import boto3
 
-from kyperian.local.resources import SERVICES, LocalResources, provision
+from kyperian.local.resources import (
+    SERVICES,
+    LocalResources,
+    engine_token_secret_id,
+    provision,
+)
 from kyperian.local.supervisor import (
     Child,
     StartupFailed,
@@ -44,6 +49,8 @@ class StackInfo:
 
     api_key: str
     key_generated: bool
+    engine_token: str
+    token_generated: bool
     gateway_url: str
     aws_endpoint: str
     resources: LocalResources
@@ -107,7 +114,9 @@ def start(settings: Settings, supervisor: Supervisor, log_dir: Path) -> StackInf
     )
     given = settings.api_key.get_secret_value() if settings.api_key else None
     api_key = given or secrets.token_urlsafe(30)
-    resources = provision(_clients(endpoint), settings.environment, api_key)
+    given_token = settings.engine_token.get_secret_value() if settings.engine_token else None
+    engine_token = given_token or secrets.token_urlsafe(30)
+    resources = provision(_clients(endpoint), settings.environment, api_key, engine_token)
     env = child_environment(settings, resources, endpoint)
     promised = (settings.local_aws_port, settings.gateway_port, settings.engine_port)
     redis_port = _start_redis(supervisor, log_dir, avoid=promised)
@@ -142,9 +151,12 @@ def start(settings: Settings, supervisor: Supervisor, log_dir: Path) -> StackInf
     )
     extra = (
         f"redis-server           127.0.0.1:{redis_port}",
-        f"engine                 {engine_url}  (docs: {engine_url}/docs)",
+        f"engine                 {engine_url}  (docs: {engine_url}/docs, sign in with the token)",
     )
-    return StackInfo(api_key, given is None, gateway_url, endpoint, resources, extra)
+    return StackInfo(
+        api_key, given is None, engine_token, given_token is None, gateway_url, endpoint,
+        resources, extra,
+    )  # fmt: skip
 
 
 def _start_redis(supervisor: Supervisor, log_dir: Path, avoid: tuple[int, ...]) -> int:
@@ -179,7 +191,13 @@ def _start_engine(
         "3",
         "--no-access-log",
     )
-    engine_env = {**env, "POWERTOOLS_SERVICE_NAME": "engine"}
+    # The engine reads its token from the emulator's Secrets Manager, as on AWS (rotation
+    # included); a KYPERIAN_ENGINE_TOKEN inherited from the shell holds the same value.
+    engine_env = {
+        **env,
+        "POWERTOOLS_SERVICE_NAME": "engine",
+        "KYPERIAN_ENGINE_TOKEN_SECRET_ID": engine_token_secret_id(settings.environment),
+    }
     supervisor.start(
         Child(
             "engine",

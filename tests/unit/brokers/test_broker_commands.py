@@ -69,7 +69,7 @@ def test_status_of_one_venue_fails_when_it_is_not_usable(
         asked.append(url)
         return Answer(503, {"detail": "ibkr is not configured: set KYPERIAN_IBKR_HOST"})
 
-    monkeypatch.setattr(broker_commands, "request", engine)
+    monkeypatch.setattr(broker_commands, "engine_request", engine)
     # WHEN asked for IB alone THEN exit 1 and the setting is printed
     assert cli.main(["broker", "status", "ibkr", "--engine", "http://e:1"]) == 1
     assert asked == ["http://e:1/broker/ibkr/status"]

@@ -333,3 +333,12 @@ def test_changes_print_one_line_each_and_flag_replacements() -> None:
     )
     assert lines[0].startswith("Modify  Service [AWS::ECS::Service]")
     assert lines[1].endswith("(REPLACEMENT)")
+
+
+def test_a_dead_letter_queue_alarm_never_blocks_or_rolls_back_a_deploy() -> None:
+    # GIVEN the real monitoring template
+    names = alarm_names(load_template(SPECS["monitoring"].template), "production")
+    # THEN the DLQ alarm pages but is no rollback trigger (a message an earlier release left in
+    # a DLQ would refuse or roll back every deploy until drained), and the others still are
+    assert "kyperian-production-dlq-not-empty" not in names
+    assert "kyperian-production-high-error-rate" in names

@@ -16,6 +16,7 @@ from kyperian.engine.main import create_app
 from kyperian.engine.services import EngineServices
 from kyperian.engine.worker import QueueWorker
 from kyperian.settings import Settings
+from tests.engine_auth import AUTH_HEADERS, ENGINE_TOKEN
 from tests.signal_factory import envelope, make_signal
 from tests.unit.engine.conftest import Engine
 from tests.unit.engine.fakes import MemoryQueue
@@ -23,7 +24,7 @@ from tests.unit.engine.fakes import MemoryQueue
 
 def _services(engine: Engine, worker: QueueWorker | None = None) -> EngineServices:
     return EngineServices(
-        settings=Settings(environment="test"),
+        settings=Settings(environment="test", engine_token=ENGINE_TOKEN),
         rules=engine.processor.rules,
         cache=engine.cache,
         decisions=engine.decisions,
@@ -39,7 +40,7 @@ def _services(engine: Engine, worker: QueueWorker | None = None) -> EngineServic
 def client(engine: Engine) -> Iterator[TestClient]:
     app = create_app(_services(engine))
     app.dependency_overrides[get_clock] = lambda: engine.clock.wall
-    with TestClient(app) as test_client:
+    with TestClient(app, headers=AUTH_HEADERS) as test_client:
         yield test_client
 
 
@@ -50,10 +51,14 @@ def _decide(engine: Engine, *signals: object) -> None:
 
 
 def test_health_is_ok_with_redis_and_no_worker(client: TestClient) -> None:
-    # GIVEN a running engine without a queue  WHEN the ALB checks  THEN 200 ok
-    response = client.get("/health")
+    # GIVEN a running engine without a queue  WHEN the ALB checks (no credential)
+    response = client.get("/health", headers={"Authorization": ""})
+    # THEN 200 and one word, nothing more
     assert response.status_code == 200
-    assert response.json() | {"version": "x"} == {
+    assert response.json() == {"status": "ok"}
+    # WHEN an operator asks for the details  THEN the whole report
+    details = client.get("/health/details").json()
+    assert details | {"version": "x"} == {
         "status": "ok", "redis": "ok", "worker": "DISABLED", "worker_error": None, "version": "x",
     }  # fmt: skip
 
@@ -63,7 +68,8 @@ def test_health_stays_200_but_degraded_when_redis_is_down(
 ) -> None:
     # GIVEN Redis down (the engine decides from the table)  WHEN checked  THEN healthy, degraded
     engine.cache.down = True
-    body = client.get("/health").json()
+    assert client.get("/health").json() == {"status": "degraded"}
+    body = client.get("/health/details").json()
     assert (body["status"], body["redis"]) == ("degraded", "unavailable")
 
 
@@ -71,7 +77,7 @@ def test_health_fails_when_the_worker_thread_has_died(engine: Engine) -> None:
     # GIVEN a worker that was started and has stopped without being asked
     worker = QueueWorker(MemoryQueue(), engine.processor, wait_seconds=0)
     app = create_app(_services(engine, worker))
-    with TestClient(app) as test_client:
+    with TestClient(app, headers=AUTH_HEADERS) as test_client:
         worker._stop.set()
         assert worker._thread is not None
         worker._thread.join(2)
@@ -174,7 +180,8 @@ def test_openapi_documents_every_route_with_its_response_model(client: TestClien
     # GIVEN the app  WHEN its OpenAPI document is read  THEN each route names its schema
     spec = client.get("/openapi.json").json()
     routes = {
-        "/health": "HealthReport",
+        "/health": "HealthStatus",
+        "/health/details": "HealthReport",
         "/signals/{symbol}": "SignalsView",
         "/decisions/{symbol}": "Decision",
         "/decisions/{symbol}/history": "DecisionPage",

@@ -192,3 +192,10 @@ def test_the_watch_refreshes_schwab_and_reports_days_left() -> None:
     # WHEN the watch ticks THEN the token was checked through the adapter
     VenueWatch(venues).tick()
     assert reported == [4.5]
+
+
+@pytest.mark.parametrize("route", ["status", "account", "positions", "orders"])
+def test_venue_routes_need_a_caller(client: TestClient, route: str) -> None:
+    # GIVEN no credentials WHEN a venue route is asked THEN it is refused before any venue call
+    response = client.get(f"/broker/alpaca/{route}")
+    assert response.status_code == 401

@@ -188,9 +188,24 @@ def waf_rules(logical_id: str) -> Getter:
                     rate["Limit"],
                     rate["EvaluationWindowSec"],
                 )
+            elif "SizeConstraintStatement" in statement:
+                size = statement["SizeConstraintStatement"]
+                rules[rule["Name"]] = ("body", size["ComparisonOperator"], size["Size"])
             else:
                 rules[rule["Name"]] = "allow-list"
         return rules
+
+    return get
+
+
+def replica_pitr(table: str) -> Getter:
+    """Region -> point-in-time recovery of every replica of a global table (not just one)."""
+
+    def get(body: Body) -> dict[str, Any]:
+        return {
+            replica["Region"]: replica.get("PointInTimeRecoverySpecification")
+            for replica in lookup(body, props(table) + ".Replicas")
+        }
 
     return get
 
@@ -509,10 +524,20 @@ REQUIREMENTS: list[Requirement] = [
                 {"SSEEnabled": True, "SSEType": "KMS"},
             ),
             Requirement(
-                f"{table}: PITR kept 35 days",
+                f"{table}: PITR kept 35 days in every replica (primary and DR region)",
                 "data",
-                props(table) + ".Replicas[Region=us-east-1].PointInTimeRecoverySpecification",
-                {"PointInTimeRecoveryEnabled": True, "RecoveryPeriodInDays": 35},
+                replica_pitr(table),
+                {
+                    region: {"PointInTimeRecoveryEnabled": True, "RecoveryPeriodInDays": 35}
+                    for region in ("us-east-1", "us-west-2")
+                },
+            ),
+            Requirement(
+                f"{table}: staging's single replica keeps PITR 35 days",
+                "data",
+                replica_pitr(table),
+                {"us-east-1": {"PointInTimeRecoveryEnabled": True, "RecoveryPeriodInDays": 35}},
+                parameter_file="staging",
             ),
             Requirement(
                 f"{table}: production replica in the DR region (RPO 15 min)",
@@ -619,6 +644,9 @@ REQUIREMENTS: list[Requirement] = [
             "OriginSecret": "/kyperian/production/api/origin-secret",
             "BrokerCredentialsSecret": "/kyperian/production/broker/credentials",
             "RedisAuthTokenSecret": "/kyperian/production/redis/auth-token",
+            "EngineTokenSecret": "/kyperian/production/engine/token",
+            "EngineTestHeaderSecret": "/kyperian/production/engine/test-header",
+            "EngineOidcClientSecret": "/kyperian/production/engine/oidc-client-secret",
             "SchwabTokenSecret": "/kyperian/production/broker/schwab-token",
         },
     ),
@@ -640,6 +668,9 @@ REQUIREMENTS: list[Requirement] = [
                     "OriginSecret",
                     "BrokerCredentialsSecret",
                     "RedisAuthTokenSecret",
+                    "EngineTokenSecret",
+                    "EngineTestHeaderSecret",
+                    "EngineOidcClientSecret",
                 )
             },
             "SchwabTokenSecret": None,
@@ -849,12 +880,14 @@ REQUIREMENTS: list[Requirement] = [
     # --- Edge ----------------------------------------------------------------------------
     Requirement("WAF web ACL for CloudFront", "edge", props("WebAcl") + ".Scope", "CLOUDFRONT"),
     Requirement(
-        "WAF rules: TradingView allow-list, rate-based (50 req/s per window), Common, Bad Inputs",
+        "WAF rules: TradingView allow-list, rate-based (50 req/s per window), body size, Common,"
+        " Bad Inputs",
         "edge",
         waf_rules("WebAcl"),
         {
             "tradingview-only-webhooks": "allow-list",
             "rate-limit-per-ip": ("IP", 3000, 60),
+            "body-over-16kib": ("body", "GT", 16384),
             "aws-common-rule-set": "AWSManagedRulesCommonRuleSet",
             "aws-known-bad-inputs": "AWSManagedRulesKnownBadInputsRuleSet",
         },
@@ -863,7 +896,7 @@ REQUIREMENTS: list[Requirement] = [
         "staging has no TradingView allow-list",
         "edge",
         lambda body: sorted(waf_rules("WebAcl")(body)),
-        ["aws-common-rule-set", "aws-known-bad-inputs", "rate-limit-per-ip"],
+        ["aws-common-rule-set", "aws-known-bad-inputs", "body-over-16kib", "rate-limit-per-ip"],
         parameter_file="staging",
     ),
     Requirement(
@@ -1086,7 +1119,12 @@ REQUIREMENTS: list[Requirement] = [
         ),
         (
             {"Ref": "TestListenerRule"},
-            {"HttpHeaderName": "X-Kyperian-Test", "Values": ["green"]},
+            {
+                "HttpHeaderName": "X-Kyperian-Test",
+                "Values": [
+                    "{{resolve:secretsmanager:/kyperian/production/engine/test-header:SecretString}}"
+                ],
+            },
             True,
         ),
     ),
@@ -1094,7 +1132,7 @@ REQUIREMENTS: list[Requirement] = [
         "deployment alarms exist in monitoring.yaml",
         "compute",
         props("Service") + ".DeploymentConfiguration.Alarms.AlarmNames",
-        ["kyperian-production-ecs-tasks-failing", "kyperian-production-dlq-not-empty"],
+        ["kyperian-production-ecs-tasks-failing"],
     ),
     Requirement(
         "engine tasks in the private subnets with ECS-SG",
@@ -1119,8 +1157,32 @@ REQUIREMENTS: list[Requirement] = [
                 "dynamodb:PutItem",
                 "dynamodb:Query",
             ],
+            "ReadEngineToken": [
+                "secretsmanager:GetSecretValue",
+                "secretsmanager:ListSecretVersionIds",
+            ],
             "SchwabToken": ["secretsmanager:GetSecretValue", "secretsmanager:PutSecretValue"],
         },
+    ),
+    Requirement(
+        "task role reads the engine token secret only",
+        "compute",
+        lambda body: [
+            s["Resource"]
+            for p in lookup(body, props("TaskRole") + ".Policies")
+            for s in p["PolicyDocument"]["Statement"]
+            if s["Sid"] == "ReadEngineToken"
+        ],
+        [
+            "arn:aws:secretsmanager:us-east-1:123456789012:secret:"
+            "/kyperian/production/engine/token-??????"
+        ],
+    ),
+    Requirement(
+        "engine token: 48 alphanumerics",
+        "config",
+        props("EngineTokenSecret") + ".GenerateSecretString",
+        {"PasswordLength": 48, "ExcludePunctuation": True, "IncludeSpace": False},
     ),
     # --- Monitoring ----------------------------------------------------------------------
     Requirement(
@@ -1298,7 +1360,8 @@ REQUIREMENTS: list[Requirement] = [
         },
     ),
     Requirement(
-        "rollback triggers: the five flagged alarms (CloudFormation takes five at most)",
+        "rollback triggers: four flagged alarms, not dlq-not-empty (it pages; a message left by"
+        " an earlier release must not block unrelated deploys)",
         "monitoring",
         lambda body: sorted(
             logical_id
@@ -1311,7 +1374,6 @@ REQUIREMENTS: list[Requirement] = [
                 "HighErrorRateAlarm",
                 "EcsTasksFailingAlarm",
                 "RedisMemoryAlarm",
-                "DlqNotEmptyAlarm",
             ]
         ),
     ),

@@ -10,13 +10,18 @@ from kyperian.domain.decisions import Decision
 from kyperian.domain.models import IsoTime, Signal
 
 
-class HealthReport(BaseModel):
-    """What the ALB (and an operator) sees at ``GET /health``."""
+class HealthStatus(BaseModel):
+    """What anyone (the ALB, the local supervisor) sees at ``GET /health``: one word, no detail."""
 
     model_config = ConfigDict(frozen=True)
 
     status: Literal["ok", "degraded", "failing"]
     """``degraded``: Redis is down and decisions come from the table; still healthy for the ALB."""
+
+
+class HealthReport(HealthStatus):
+    """What an authenticated operator sees at ``GET /health/details``."""
+
     redis: Literal["ok", "unavailable"]
     worker: str
     """Worker state (RUNNING, STOPPED, FAILED...) or DISABLED when no queue is configured."""
