@@ -240,9 +240,21 @@ def test_orders_are_refused_without_the_live_setting(
     # GIVEN live orders are not enabled (Schwab has no paper environment)
     placed = schwab.post(ORDERS)
     # WHEN an order is submitted THEN it is refused naming the setting, and nothing is sent
+    broker = _broker(secrets, clock, live=False)
     with pytest.raises(InvalidOrderError, match="KYPERIAN_SCHWAB_LIVE_ORDERS"):
-        _broker(secrets, clock, live=False).submit_order(_limit_buy())
+        broker.submit_order(_limit_buy())
     assert not placed.called
+    # AND reconciliation knows for sure that Schwab never saw it
+    assert broker.find_order("dec-0001") is None
+
+
+def test_an_order_this_process_never_saw_is_left_to_a_person(
+    secrets: Any, clock: Clock, schwab: respx.MockRouter
+) -> None:
+    # GIVEN a client order id from before a restart (Schwab orders carry no client id)
+    # WHEN reconciled THEN the adapter says it cannot tell, rather than "not there"
+    with pytest.raises(OperationalError, match="check the account's orders"):
+        _broker(secrets, clock).find_order("dec-from-before")
 
 
 def test_an_accepted_limit_order_is_placed_once_and_read_back(

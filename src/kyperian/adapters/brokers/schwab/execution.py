@@ -127,6 +127,7 @@ class SchwabBroker(Broker):
         self._account_hash: str | None = None
         self._sent: dict[str, _Sent] = {}
         self._ids: dict[str, str] = {}  # client order id -> Schwab order id
+        self._never_sent: set[str] = set()  # refused here, before any request
         self._lock = threading.RLock()
 
     @property
@@ -290,12 +291,12 @@ class SchwabBroker(Broker):
     # --- orders -----------------------------------------------------------------------
 
     def _submit(self, request: OrderRequest) -> Order:
-        if not self.config.live_orders:
-            raise InvalidOrderError(
-                "schwab has no paper environment: every order is real; orders are refused "
-                "until KYPERIAN_SCHWAB_LIVE_ORDERS=true"
-            )
-        symbol = self.symbols.to_venue(request.symbol)
+        try:
+            symbol = self._sendable(request)
+        except InvalidOrderError:
+            with self._lock:
+                self._never_sent.add(request.client_order_id)
+            raise
         spec = self.order_spec(request, symbol)
         account_hash = self._hash()
         sent_at = datetime.fromtimestamp(self._clock(), UTC)
@@ -312,6 +313,15 @@ class SchwabBroker(Broker):
         with self._lock:
             self._ids[request.client_order_id] = match[1]
         return self.get_order(match[1])
+
+    def _sendable(self, request: OrderRequest) -> str:
+        """The Schwab symbol, or the refusal that keeps the order from ever being sent."""
+        if not self.config.live_orders:
+            raise InvalidOrderError(
+                "schwab has no paper environment: every order is real; orders are refused "
+                "until KYPERIAN_SCHWAB_LIVE_ORDERS=true"
+            )
+        return self.symbols.to_venue(request.symbol)
 
     @staticmethod
     def order_spec(request: OrderRequest, symbol: str) -> dict[str, Any]:
@@ -395,8 +405,11 @@ class SchwabBroker(Broker):
         with self._lock:
             known = self._ids.get(client_order_id)
             sent = self._sent.get(client_order_id)
+            refused_here = client_order_id in self._never_sent
         if known is not None:
             return self.get_order(known)
+        if refused_here:
+            return None
         if sent is None:
             raise OperationalError(
                 f"schwab orders carry no client id and {client_order_id} was not sent by this "
