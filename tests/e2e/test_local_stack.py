@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import boto3
 import pytest
 
 from kyperian.client import Answer, Unreachable, request
@@ -149,6 +150,31 @@ def test_the_engine_needs_its_token_which_the_cli_finds_in_another_shell(stack: 
     assert sent.returncode == 0, sent.stdout + sent.stderr
     for name in ("api-key", "engine-token"):
         assert (stack.state_dir / name).stat().st_mode & 0o777 == 0o600
+    # AND the engine logged each request, the caller named, the token never
+    engine_log = (stack.log_dir / "engine.log").read_text()
+    assert '"caller":"bearer:current"' in engine_log
+    assert '"path":"/decisions/E2EF","status":401' in engine_log
+    assert stack.engine_token not in engine_log
+
+
+def test_a_rotated_engine_token_is_read_from_secrets_manager_with_a_grace(stack: Stack) -> None:
+    # GIVEN the engine reading its token from the emulator's Secrets Manager, as on AWS
+    secrets = boto3.client(
+        "secretsmanager", endpoint_url=stack.aws_endpoint, region_name="us-east-1",
+        aws_access_key_id="local", aws_secret_access_key="local",
+    )  # fmt: skip
+    url = f"{stack.engine}/health/details"
+    # WHEN the token is rotated
+    new = "rotated-e2e-engine-token-0123456789"
+    secrets.put_secret_value(SecretId="/kyperian/local/engine/token", SecretString=new)
+    # THEN the new one works once the engine's cache expires (5 s locally)...
+    deadline = time.monotonic() + 20
+    while request("GET", url, bearer=new).status != 200:
+        assert time.monotonic() < deadline, "the rotated token was never accepted"
+        time.sleep(0.5)
+    # ... and the previous one keeps working during the grace period
+    assert request("GET", url, bearer=stack.engine_token).status == 200
+    assert request("GET", url, bearer="not-the-token-at-all-000000").status == 401
 
 
 def test_ctrl_c_leaves_no_process_behind(stack: Stack) -> None:

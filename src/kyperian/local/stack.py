@@ -192,7 +192,7 @@ def _start_engine(
         "--no-access-log",
     )
     # The engine reads its token from the emulator's Secrets Manager, as on AWS (rotation
-    # included); a KYPERIAN_ENGINE_TOKEN inherited from the shell holds the same value.
+    # and its grace included), never from a KYPERIAN_ENGINE_TOKEN of the shell.
     engine_env = {
         **env,
         "POWERTOOLS_SERVICE_NAME": "engine",
@@ -206,6 +206,7 @@ def _start_engine(
             env=engine_env,
             log=log_dir / "engine.log",
             restart=True,
+            unset=frozenset({"KYPERIAN_ENGINE_TOKEN"}),
         )
     )
     return url

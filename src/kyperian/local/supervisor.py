@@ -40,6 +40,8 @@ class Child:
     restart: bool = False
     process: subprocess.Popen[bytes] | None = None
     restarts: int = 0
+    unset: frozenset[str] = frozenset()
+    """Variables of this process's environment the child must not inherit."""
 
 
 def port_open(port: int, host: str = "127.0.0.1") -> bool:
@@ -106,7 +108,7 @@ class Supervisor:
         output = child.log.open("ab") if child.log else subprocess.DEVNULL
         child.process = subprocess.Popen(  # noqa: S603 - argv built by the stack, no shell
             list(child.argv),
-            env={**os.environ, **child.env},
+            env={**{k: v for k, v in os.environ.items() if k not in child.unset}, **child.env},
             stdout=output,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

@@ -7,6 +7,8 @@ routes and templates read the caller and the CSRF token through ``CallerDep`` an
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import FastAPI
 
 from kyperian.engine.auth.credentials import SESSION_COOKIE, AuthUnavailable, EngineAuth
@@ -34,3 +36,30 @@ def install_auth(app: FastAPI) -> None:
     app.state.engine_auth = None
     app.add_middleware(AuthMiddleware)
     app.include_router(router)
+    _document_bearer(app)
+
+
+def _document_bearer(app: FastAPI) -> None:
+    """Say in the OpenAPI document that every operation but the open ones needs the token,
+    so ``/docs`` offers "Authorize" and its "Try it out" sends the token (no CSRF needed)."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = build()
+        schemes = schema.setdefault("components", {}).setdefault("securitySchemes", {})
+        schemes[_SCHEME] = {"type": "http", "scheme": "bearer", "description": _SCHEME_HELP}
+        schema["security"] = [{_SCHEME: []}]
+        for method, path in OPEN_ROUTES:
+            operation = schema.get("paths", {}).get(path, {}).get(method.lower())
+            if operation is not None:
+                operation["security"] = []
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+_SCHEME = "engineToken"
+_SCHEME_HELP = "The engine token (KYPERIAN_ENGINE_TOKEN, or /kyperian/<env>/engine/token)."
