@@ -5,8 +5,10 @@ UV_VERSION := 0.13.9
 UV := python3 -m uv
 RUN := $(UV) run --frozen
 PYTHON_SOURCES := src tests benchmarks scripts
+# Mutation testing covers the code that decides: execution/ joins as soon as it exists.
+MUTATE_PATHS := src/kyperian/ingest src/kyperian/fusion $(wildcard src/kyperian/execution)
 
-.PHONY: help install run test lint format unit integration bench redis loadtest lint-workflows lint-docker security package drill
+.PHONY: help install run test lint format unit integration bench redis loadtest lint-workflows lint-docker security package drill mutate
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -46,6 +48,9 @@ test: install redis lint security ## install everything, lint, scan, run every t
 bench: install redis ## print latency figures (p50/p95/p99) against the specification's budgets
 	$(RUN) python -W ignore -m benchmarks.bench_ingest
 	$(RUN) python -W ignore -m benchmarks.bench_engine
+
+mutate: install redis ## mutation testing (mutmut) of MUTATE_PATHS; prints the survival rate (not in make test)
+	scripts/mutate.sh $(MUTATE_PATHS)
 
 loadtest: install redis ## locust against the local stack (or HOST=https://...); fails on p99 > 100 ms or errors > 0.1 %
 	scripts/loadtest.sh

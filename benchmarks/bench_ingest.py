@@ -19,7 +19,7 @@ import contextlib
 import io
 import json
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,10 +27,8 @@ import boto3
 from moto import mock_aws
 from tests.aws_resources import create_ingest_resources
 from tests.events.load import http_event
+from tests.ingest_doubles import FixedSecret, MemoryPublisher, MemoryStore
 
-from kyperian.domain.errors import DuplicateSignal
-from kyperian.domain.models import Signal
-from kyperian.domain.ports import PreviousSecret, SecretSource, SignalPublisher, SignalStore
 from kyperian.ingest import handler
 from kyperian.ingest.parse import (
     ArrivalWindow,
@@ -65,44 +63,6 @@ def alert(i: int) -> dict[str, Any]:
     }
 
 
-class _MemoryStore(SignalStore):
-    def __init__(self) -> None:
-        self.ids: set[str] = set()
-
-    def add(self, signal: Signal) -> None:
-        if signal.signal_id in self.ids:
-            raise DuplicateSignal(signal.signal_id)
-        self.ids.add(signal.signal_id)
-
-    def add_all(self, signals: Sequence[Signal]) -> set[str]:
-        duplicates = {s.signal_id for s in signals} & self.ids
-        self.ids |= {s.signal_id for s in signals}
-        return duplicates
-
-    def remove(self, signals: Sequence[Signal]) -> None:
-        self.ids -= {s.signal_id for s in signals}
-
-    def check(self) -> None:
-        return None
-
-
-class _MemoryPublisher(SignalPublisher):
-    def publish(self, signals: Sequence[Signal]) -> None:
-        for signal in signals:
-            json.dumps(signal.to_event_detail())  # the serialization the real one does
-
-    def check(self) -> None:
-        return None
-
-
-class _FixedSecret(SecretSource):
-    def get(self, secret_id: str) -> str:
-        return KEY
-
-    def previous(self, secret_id: str) -> PreviousSecret | None:
-        return None
-
-
 @contextlib.contextmanager
 def _quiet() -> Iterator[None]:
     """Send the handler's log lines and EMF records to a sink while timing."""
@@ -128,7 +88,7 @@ def bench_pure(settings: Settings) -> None:
         handler._authenticate(pop_passphrase(payload), wired)
         return parse_alert(payload, window)
 
-    wired = handler.Wiring(settings, _MemoryStore(), _MemoryPublisher(), _FixedSecret())
+    wired = handler.Wiring(settings, MemoryStore(), MemoryPublisher(), FixedSecret(KEY))
     measure("ingest: parse+auth+validate+normalize", one, runs=5000, budget_us=1000)
 
 
@@ -138,7 +98,7 @@ def bench_handler_in_memory(settings: Settings) -> None:
         body.pop("timestamp")  # arrival time is the identity: every request is new
     events = [http_event(body=body) for body in now_alerts]
     handler.wiring.cache_clear()
-    wired = handler.Wiring(settings, _MemoryStore(), _MemoryPublisher(), _FixedSecret())
+    wired = handler.Wiring(settings, MemoryStore(), MemoryPublisher(), FixedSecret(KEY))
     original = handler.wiring
     handler.wiring = lambda: wired  # type: ignore[assignment]
     context = _Context()

@@ -64,6 +64,25 @@ class Settings(BaseSettings):
     publish_attempts: int = Field(default=3, ge=1, le=10)
     """Attempts to publish entries EventBridge reports as failed, before answering 503."""
 
+    # --- ingest: give-up budget and sweeper (issue 17) ---
+    # The webhook Lambda times out at 10 s; what it stored must be undone before that. Worst
+    # case: a store call (2 x (0.5 + 1.0) s + <= 1 s backoff), the publish budget (3 s + one
+    # last attempt's 1.5 s), the undo (one call, as the store); measured < 9 s in
+    # tests/integration/ingest/test_faults.py.
+    ingest_aws_connect_timeout: float = Field(default=0.5, gt=0, le=2)
+    """Webhook Lambda: connect timeout of its AWS calls, seconds."""
+    ingest_aws_read_timeout: float = Field(default=1.0, gt=0, le=2)
+    """Webhook Lambda: read timeout of its AWS calls, seconds."""
+    ingest_aws_max_attempts: int = Field(default=2, ge=1, le=3)
+    """Webhook Lambda: attempts per DynamoDB / Secrets Manager call, the first included
+    (publishing makes one per call and retries on its own, within ``publish_budget_seconds``)."""
+    publish_budget_seconds: float = Field(default=3.0, gt=0, le=4)
+    """No publish attempt starts after this many seconds; then the store is undone (503)."""
+    sweep_after_seconds: int = Field(default=120, ge=30)
+    """The sweeper publishes rows still pending this long after arrival (past any Lambda)."""
+    sweep_batch: int = Field(default=100, ge=1, le=1000)
+    """Rows the sweeper handles per run (it runs every minute)."""
+
     # --- local stack (make run) ---
     api_key: SecretStr | None = None
     """Local stack only: the webhook key to seed (KYPERIAN_API_KEY); generated when unset."""

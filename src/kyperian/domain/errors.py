@@ -57,3 +57,4 @@ class PublishFailed(TemporaryError):
     def __init__(self, signal_ids: list[str], cause: str) -> None:
         super().__init__(f"{len(signal_ids)} signal(s) not published: {cause}")
         self.signal_ids = signal_ids
+        self.cause = cause

@@ -44,7 +44,18 @@ class SignalStore(ABC):
 
     @abstractmethod
     def remove(self, signals: Sequence[Signal]) -> None:
-        """Delete signals this request stored; used to undo a store whose publish failed."""
+        """Undo a store whose publish failed: delete the rows of ``signals`` still pending.
+
+        A row already marked published is kept (a concurrent identical delivery published it).
+        """
+
+    @abstractmethod
+    def mark_published(self, signals: Sequence[Signal]) -> None:
+        """Record that the events of ``signals`` are out; restores a row an undo removed."""
+
+    @abstractmethod
+    def unpublished(self, received_before: datetime, limit: int) -> list[Signal]:
+        """Up to ``limit`` rows still pending that arrived before ``received_before``."""
 
     @abstractmethod
     def check(self) -> None:

@@ -84,7 +84,23 @@ class Wiring:
 
     @property
     def intake(self) -> SignalIntake:
-        return SignalIntake(self.store, self.publisher)
+        return SignalIntake(self.store, self.publisher, on_undo_failed=_count_undo_failed)
+
+
+def _count_undo_failed(signal_ids: list[str]) -> None:
+    """Rows left pending after a failed publish: the UndoFailed alarm watches this."""
+    metrics.add_metric(name="UndoFailed", unit=MetricUnit.Count, value=len(signal_ids))
+
+
+def ingest_client(service: str, settings: Settings, attempts: int | None = None) -> Any:
+    """A client with the webhook's tight timeouts, so it can give up and undo in time."""
+    return make_client(
+        service,
+        settings,
+        read_timeout=settings.ingest_aws_read_timeout,
+        connect_timeout=settings.ingest_aws_connect_timeout,
+        max_attempts=settings.ingest_aws_max_attempts if attempts is None else attempts,
+    )
 
 
 @lru_cache(maxsize=1)
@@ -94,14 +110,15 @@ def wiring() -> Wiring:
     metrics.set_default_dimensions(service=logger.service, environment=settings.environment)
     return Wiring(
         settings=settings,
-        store=DynamoSignalStore(settings.signals_table, make_client("dynamodb", settings)),
+        store=DynamoSignalStore(settings.signals_table, ingest_client("dynamodb", settings)),
         publisher=EventBridgePublisher(
             settings.event_bus_name,
-            make_client("events", settings),
+            ingest_client("events", settings, attempts=1),  # the publisher retries itself
             attempts=settings.publish_attempts,
+            budget_seconds=settings.publish_budget_seconds,
         ),
         secrets=CachedSecrets(
-            make_client("secretsmanager", settings), settings.secret_max_age_seconds
+            ingest_client("secretsmanager", settings), settings.secret_max_age_seconds
         ),
     )
 
@@ -112,7 +129,8 @@ def wiring() -> Wiring:
 def _raw_body(event: dict[str, Any]) -> bytes:
     body = event.get("body") or ""
     if not event.get("isBase64Encoded"):
-        return str(body).encode("utf-8")
+        # A lone surrogate (an event escaped as \ud800) stays invalid UTF-8: a 400 later.
+        return str(body).encode("utf-8", "surrogatepass")
     try:
         return base64.b64decode(body, validate=True)
     except (binascii.Error, ValueError):

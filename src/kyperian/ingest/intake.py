@@ -1,16 +1,26 @@
-"""Accepting signals: store each once, then publish, and never leave one half-accepted.
+"""Accepting signals: store, publish, record; an alert is accepted or refused whole.
 
-Order matters. A signal is stored before it is published, so no event ever names a
-signal the table lacks. If publishing fails after retries, the signals this request
-stored are deleted again and the caller is told (503) to retry; a retry then starts
-clean. Duplicates (the same alert delivered again) are published again on purpose:
-if an earlier delivery's publish failed and its undo failed too, the retry still
-reaches the engine, which is idempotent by signal id, so a repeat costs nothing.
+Order matters. Each signal is stored first, as a *pending* row, so no event ever names a
+signal the table lacks. Then the alert is published, then its rows are marked published.
+
+- Nothing published (the publisher failed, with any error): the rows this request stored are
+  deleted again and the error goes up (503, retry). The delete spares a row that has been
+  marked published meanwhile, because an identical concurrent delivery published its event.
+- Part published (``PublishFailed`` naming only some signals): an event cannot be taken back,
+  so the alert is accepted whole: the published ones are marked, the rest stay pending and
+  the sweeper publishes them (``kyperian.ingest.sweeper``).
+- The undo itself fails: the rows stay pending; that is logged with the signal ids, counted
+  (``on_undo_failed``, the ``UndoFailed`` metric and alarm) and repaired by the sweeper.
+- Marking fails after a publish: the rows stay pending and the sweeper publishes them again,
+  which the engine, idempotent by signal id, ignores.
+
+Duplicates (the same alert delivered again) are published again on purpose: the engine is
+idempotent, and a delivery whose first attempt was left pending is then completed at once.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from aws_lambda_powertools import Logger
@@ -30,31 +40,51 @@ class Accepted:
     duplicate: bool
 
 
-class SignalIntake:
-    """Stores then publishes signals, undoing the store when the publish fails."""
+def _ignore(signal_ids: list[str]) -> None:
+    return None
 
-    def __init__(self, store: SignalStore, publisher: SignalPublisher) -> None:
+
+class SignalIntake:
+    """Stores, publishes and records signals; undoes the store when nothing was published."""
+
+    def __init__(
+        self,
+        store: SignalStore,
+        publisher: SignalPublisher,
+        on_undo_failed: Callable[[list[str]], None] = _ignore,
+    ) -> None:
         self._store = store
         self._publisher = publisher
+        self._on_undo_failed = on_undo_failed
 
     def accept(self, signals: Sequence[Signal]) -> list[Accepted]:
         """Store and publish ``signals`` as one unit.
 
         Raises
         ------
-        TemporaryError, OperationalError
-            Nothing new was accepted (what this call stored has been undone where possible).
+        TemporaryError, OperationalError, or what the publisher raised
+            Nothing was published; what this call stored has been undone where possible.
         """
         duplicates = self._store_all(signals)
         stored_now = [s for s in signals if s.signal_id not in duplicates]
         try:
             self._publisher.publish(signals)
         except PublishFailed as exc:
-            self._undo([s for s in stored_now if s.signal_id in set(exc.signal_ids)])
-            raise
-        except KyperianError:
+            unpublished = set(exc.signal_ids)
+            published = [s for s in signals if s.signal_id not in unpublished]
+            if not published:
+                self._undo(stored_now)
+                raise
+            logger.warning(
+                "alert partly published: accepted whole, the sweeper publishes the rest",
+                extra={"signal_ids": sorted(unpublished), "error": str(exc)},
+            )
+            self._mark(published)
+        except Exception:
             self._undo(stored_now)
             raise
+        else:
+            self._mark(signals)
         return [Accepted(s, s.signal_id in duplicates) for s in signals]
 
     def _store_all(self, signals: Sequence[Signal]) -> set[str]:
@@ -67,11 +97,24 @@ class SignalIntake:
         return set()
 
     def _undo(self, signals: Sequence[Signal]) -> None:
+        if not signals:
+            return
         try:
             self._store.remove(signals)
-        except KyperianError as exc:
-            # The rows stay; a retried delivery is a duplicate and is published again.
+        except Exception as exc:
+            ids = [s.signal_id for s in signals]
             logger.error(
-                "could not undo stored signals after a failed publish",
+                "could not undo stored signals after a failed publish; the sweeper will "
+                "publish them",
+                extra={"signal_ids": ids, "error": str(exc)},
+            )
+            self._on_undo_failed(ids)
+
+    def _mark(self, signals: Sequence[Signal]) -> None:
+        try:
+            self._store.mark_published(signals)
+        except KyperianError as exc:
+            logger.warning(
+                "published but not recorded; the sweeper will publish them again",
                 extra={"signal_ids": [s.signal_id for s in signals], "error": str(exc)},
             )

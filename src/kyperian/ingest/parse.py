@@ -186,7 +186,11 @@ _EXCHANGE = re.compile(r"^[A-Z0-9][A-Z0-9_]{0,23}$")
 _INDICATOR_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 MAX_INDICATORS: Final = 32
 MAX_PRICE: Final = 1e12
-MAX_MTF_ENTRIES: Final = 12
+MAX_MTF_ENTRIES: Final = 10
+"""One PutEvents call carries at most 10 entries: an MTF alert is published in one call."""
+SMALLEST_STORABLE: Final = 1e-130
+"""DynamoDB stores numbers from 1E-130 to 9.99...E+125 in magnitude (and zero)."""
+LARGEST_STORABLE: Final = 1e126
 
 
 def _reject_placeholder(value: str) -> None:
@@ -248,7 +252,12 @@ def split_symbol(value: object) -> tuple[str | None, str]:
 
 
 def finite_number(value: object, what: str) -> float:
-    """A finite number, given as a JSON number or as numeric text (``"189.5"``)."""
+    """A finite number DynamoDB can store, given as a JSON number or as text (``"189.5"``).
+
+    The value is read as a double (about 17 significant digits; more precision is rounded
+    away), so what is stored never exceeds DynamoDB's 38 digits; its magnitude must be zero
+    or within DynamoDB's range, else the alert is refused here rather than by the table.
+    """
     if isinstance(value, bool):
         raise ValueError(f"{what} must be a number, not a boolean")
     if isinstance(value, str):
@@ -259,9 +268,14 @@ def finite_number(value: object, what: str) -> float:
             raise ValueError(f"{what} must be a number, got text") from None
     if not isinstance(value, int | float):
         raise ValueError(f"{what} must be a number")
-    number = float(value)
-    if not math.isfinite(number):
-        raise ValueError(f"{what} must be finite")
+    try:
+        number = float(value)
+    except OverflowError:  # an integer literal beyond a double's range
+        raise ValueError(f"{what} is too large") from None
+    if not math.isfinite(number) or abs(number) >= LARGEST_STORABLE:
+        raise ValueError(f"{what} must be finite and below 1E+126 in magnitude")
+    if number and abs(number) < SMALLEST_STORABLE:
+        raise ValueError(f"{what} must be 0 or at least 1E-130 in magnitude")
     return number
 
 
@@ -273,7 +287,10 @@ def parse_timestamp(value: object) -> datetime:
             parsed = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
         except ValueError:
             raise ValueError(f"not an ISO 8601 time or epoch number: {text[:40]!r}") from None
-        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+        try:
+            return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+        except OverflowError:  # 0001-01-01T00:00+01:00 is before the first representable UTC
+            raise ValueError(f"time out of range: {text[:40]!r}") from None
     epoch = finite_number(value, "timestamp")
     if epoch > 1e11:  # milliseconds, as TradingView's {{time}} can be rendered in Pine
         epoch /= 1000

@@ -477,6 +477,8 @@ REQUIREMENTS: list[Requirement] = [
             {"AttributeName": "SK", "AttributeType": "S"},
             {"AttributeName": "symbol", "AttributeType": "S"},
             {"AttributeName": "timestamp", "AttributeType": "S"},
+            {"AttributeName": "publish_state", "AttributeType": "S"},
+            {"AttributeName": "received_at", "AttributeType": "S"},
         ],
     ),
     Requirement(
@@ -488,6 +490,19 @@ REQUIREMENTS: list[Requirement] = [
             "KeySchema": [
                 {"AttributeName": "symbol", "KeyType": "HASH"},
                 {"AttributeName": "timestamp", "KeyType": "RANGE"},
+            ],
+            "Projection": {"ProjectionType": "ALL"},
+        },
+    ),
+    Requirement(
+        "signals sparse GSI unpublished-index (issue 17): the sweeper finds rows left pending",
+        "data",
+        props("SignalsTable") + ".GlobalSecondaryIndexes[IndexName=unpublished-index]",
+        {
+            "IndexName": "unpublished-index",
+            "KeySchema": [
+                {"AttributeName": "publish_state", "KeyType": "HASH"},
+                {"AttributeName": "received_at", "KeyType": "RANGE"},
             ],
             "Projection": {"ProjectionType": "ALL"},
         },
@@ -834,6 +849,7 @@ REQUIREMENTS: list[Requirement] = [
             "SignalValidatorLogGroup": "/aws/lambda/kyperian-production-signal-validator",
             "MtfHandlerLogGroup": "/aws/lambda/kyperian-production-mtf-handler",
             "HealthCheckLogGroup": "/aws/lambda/kyperian-production-health-check",
+            "SignalSweeperLogGroup": "/aws/lambda/kyperian-production-signal-sweeper",
             "AccessLogGroup": "/aws/apigateway/kyperian-production-http-api",
         },
     ),
@@ -850,6 +866,7 @@ REQUIREMENTS: list[Requirement] = [
         {
             "WriteOwnLogs": ["logs:CreateLogStream", "logs:PutLogEvents"],
             "SignalsTable": [
+                "dynamodb:BatchWriteItem",
                 "dynamodb:ConditionCheckItem",
                 "dynamodb:DeleteItem",
                 "dynamodb:DescribeTable",
@@ -859,6 +876,17 @@ REQUIREMENTS: list[Requirement] = [
             "PublishToBus": ["events:DescribeEventBus", "events:PutEvents"],
             "ReadIngestSecrets": ["secretsmanager:GetSecretValue"],
             "ReadApiKeyVersions": ["secretsmanager:ListSecretVersionIds"],
+        },
+    ),
+    Requirement(
+        "sweeper role: least privilege (issue 17)",
+        "api",
+        policy_statements("SignalSweeperRole"),
+        {
+            "WriteOwnLogs": ["logs:CreateLogStream", "logs:PutLogEvents"],
+            "ReadPendingSignals": ["dynamodb:Query"],
+            "MarkSignalsPublished": ["dynamodb:BatchWriteItem"],
+            "PublishToBus": ["events:PutEvents"],
         },
     ),
     Requirement(
@@ -1344,7 +1372,7 @@ REQUIREMENTS: list[Requirement] = [
         ({("Kyperian", "DegradedMode")}, {"engine"}, {"production"}, 0, 3, 5),
     ),
     Requirement(
-        "exactly the nine alarms",
+        "exactly the ten alarms",
         "monitoring",
         of_type("AWS::CloudWatch::Alarm", lambda p: p["AlarmName"]),
         {
@@ -1356,6 +1384,7 @@ REQUIREMENTS: list[Requirement] = [
             "QueueAgeAlarm": "kyperian-production-queue-age",
             "SignalsRejectedAlarm": "kyperian-production-signals-rejected",
             "EngineDegradedAlarm": "kyperian-production-engine-degraded",
+            "UndoFailedAlarm": "kyperian-production-undo-failed",
             "SchwabLoginExpiringAlarm": "kyperian-production-schwab-login-expiring",
         },
     ),

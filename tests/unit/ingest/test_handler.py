@@ -85,6 +85,9 @@ def test_header_key_is_accepted_without_passphrase(ingest_stack: IngestStack) ->
         (alert(passphrase=None), {"X-API-Key": "wrong"}),
         (alert(), {"X-API-Key": "wrong"}),
         (alert(passphrase=None, symbol="{{ticker}}"), {}),
+        # a lone surrogate (legal JSON escape, not UTF-8) used to raise before the check ended
+        (alert(passphrase="\ud800"), {}),
+        (alert(passphrase=None), {"X-API-Key": "\udfff" + API_KEY}),
     ],
 )
 def test_missing_or_wrong_key_is_401_without_detail(
@@ -110,6 +113,14 @@ def test_missing_or_wrong_key_is_401_without_detail(
         (http_event(body=alert(action="hold")), 400, "validation_failed"),
         (http_event(body=alert(price="NaN")), 400, "validation_failed"),
         (http_event(body=alert(price=1e400)), 400, "validation_failed"),
+        (http_event(body=alert(price=10**400)), 400, "validation_failed"),
+        (http_event(body=alert(price=1e-200)), 400, "validation_failed"),
+        (http_event(body=alert(timestamp="0001-01-01T00:00:00+01:00")), 400, "validation_failed"),
+        (
+            http_event(body='{"passphrase":"\ud800"}'.encode("utf-8", "surrogatepass")),
+            400,
+            "malformed_json",
+        ),
         (http_event(body='{"passphrase":"k","price":1' + "0" * 5000 + "}"), 400, "malformed_json"),
         (http_event(body="[" * 3000 + "]" * 3000), 400, "malformed_json"),
     ],

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from kyperian.adapters.aws.dynamodb import signal_to_item
 from kyperian.domain.models import Action, Source, Timeframe
 from kyperian.ingest.parse import (
     ArrivalWindow,
@@ -188,7 +190,8 @@ def test_weekly_bars_start_on_monday_utc() -> None:
         (alert(symbol=42), "symbol", "must be a string"),
         (alert(price=0), "price", "greater than 0"),
         (alert(price=-1), "price", "greater than 0"),
-        (alert(price=1e300), "price", "at most"),
+        (alert(price=1e13), "price", "at most"),
+        (alert(price=1e300), "price", "below 1E+126"),
         (alert(price="abc"), "price", "must be a number"),
         (alert(price=True), "price", "not a boolean"),
         (alert(price=float("nan")), "price", "finite"),
@@ -206,6 +209,17 @@ def test_weekly_bars_start_on_monday_utc() -> None:
         (alert(timestamp="2026-11-25T18:30:00Z"), "timestamp", "in the future"),
         (alert(timestamp="2026-11-01T00:00:00Z"), "timestamp", "older than"),
         (alert(timestamp=-5), "timestamp", "out of range"),
+        # values that used to escape as OverflowError (a 5xx)
+        (alert(price=10**400), "price", "too large"),
+        (alert(timestamp="0001-01-01T00:00:00+14:00"), "timestamp", "out of range"),
+        (alert(timestamp="9999-12-31T23:59:59-14:00"), "timestamp", "out of range"),
+        # numbers DynamoDB cannot store: refused here, not by the table (a 503 forever)
+        (alert(price=1e-200), "price", "at least 1E-130"),
+        (alert(price=5e-324), "price", "at least 1E-130"),
+        (alert(confidence=1e-131), "confidence", "at least 1E-130"),
+        (alert(indicators={"rsi": 1e126}), "indicators", "below 1E+126"),
+        (alert(indicators={"rsi": -1e200}), "indicators", "below 1E+126"),
+        (alert(indicators={"rsi": "-1e-300"}), "indicators", "at least 1E-130"),
     ],
 )
 def test_bad_fields_are_named_with_a_reason(
@@ -215,6 +229,19 @@ def test_bad_fields_are_named_with_a_reason(
     problems = problems_of(payload)
     assert field in problems
     assert reason_part in problems[field]
+
+
+def test_storable_edges_and_long_decimals_are_accepted() -> None:
+    # GIVEN numbers at DynamoDB's limits and one with 50 significant digits
+    payload = alert(
+        confidence=0,
+        indicators={"tiny": 1e-130, "big": 9.99e125, "neg": -1e-130, "zero": -0.0},
+        price="189.42000000000000000000000000000000000000000000001",
+    )
+    # WHEN parsed; THEN accepted, the long decimal rounded to a double
+    signal = parse_alert(payload, WINDOW)
+    assert signal.price == 189.42
+    assert signal.indicators["big"] == 9.99e125
 
 
 def test_every_problem_is_reported_at_once() -> None:
@@ -320,7 +347,7 @@ def test_mtf_is_all_or_nothing_with_indexed_fields() -> None:
     [
         ([], "signals"),
         ("1W", "signals"),
-        ([{"timeframe": "1W", "action": "buy"}] * 13, "signals"),
+        ([{"timeframe": "1W", "action": "buy"}] * 11, "signals"),
         (
             [{"timeframe": "W", "action": "buy"}, {"timeframe": "1W", "action": "sell"}],
             "signals[1]",
@@ -391,3 +418,36 @@ def test_any_body_reads_as_an_object_or_a_clear_400(body: bytes) -> None:
     else:
         assert isinstance(value, dict)
         assert body.strip().startswith((b"{", b"\xef\xbb\xbf"))
+
+
+def _dynamo_storable(text: str) -> bool:
+    """DynamoDB's number rule: up to 38 significant digits, magnitude 0 or 1E-130..<1E+126."""
+    number = Decimal(text)
+    digits = number.normalize().as_tuple().digits
+    return len(digits) <= 38 and (
+        number == 0 or Decimal("1E-130") <= abs(number) < Decimal("1E+126")
+    )
+
+
+storable_probe = st.one_of(
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.integers(min_value=-(10**200), max_value=10**200),
+    st.decimals(allow_nan=False, allow_infinity=False).map(str),
+)
+
+
+@given(price=storable_probe, confidence=storable_probe, indicator=storable_probe)
+def test_every_number_accepted_is_one_dynamodb_can_store(
+    price: object, confidence: object, indicator: object
+) -> None:
+    # GIVEN numbers of any magnitude and precision in every numeric field
+    payload = alert(price=price, confidence=confidence, indicators={"x": indicator})
+    # WHEN the alert is accepted, THEN every number in its stored item fits DynamoDB
+    # (moto does not enforce these limits, so this is checked here)
+    try:
+        signal = parse_alert(payload, WINDOW)
+    except ValidationFailed:
+        return
+    item = signal_to_item(signal)
+    numbers = [item["price"]["N"], item["confidence"]["N"], item["indicators"]["M"]["x"]["N"]]
+    assert all(_dynamo_storable(n) for n in numbers), numbers

@@ -24,6 +24,7 @@ from typing import Any, Final
 
 import boto3
 import pytest
+from botocore.exceptions import EndpointConnectionError
 from moto import mock_aws
 
 from kyperian.domain.decisions import VetoCode
@@ -191,6 +192,21 @@ def _run_every_outcome(
     emitted += metrics
     patch.delenv("KYPERIAN_ORIGIN_SECRET_ID")
     rewire()
+    # publishing fails and so does the undo (the delete is refused): UndoFailed, 503
+    patch.setenv("KYPERIAN_EVENT_BUS_NAME", "kyperian-test-missing-bus")
+    rewire()
+    for client in (handler.wiring().store._client,):  # type: ignore[attr-defined]
+        client.meta.events.register_first("before-send.dynamodb.DeleteItem", _refuse)
+        client.meta.events.register_first("before-send.dynamodb.TransactWriteItems", _refuse)
+    for route, path, body in (
+        ("POST /webhook", "/webhook", _alert(symbol="OBSU")),
+        ("POST /webhook/mtf", "/webhook/mtf", {**_mtf_body("OBSU"), "passphrase": API_KEY}),
+    ):
+        code, metrics = _call(http_event(path=path, body=body), route)
+        assert code == 503
+        emitted += metrics
+    patch.delenv("KYPERIAN_EVENT_BUS_NAME")
+    rewire()
     # a dependency failure on each webhook route: nothing stored, 503
     clients["dynamodb"].delete_table(TableName=table)
     code, metrics = _call(http_event(body=_alert(symbol="OBSX")), "POST /webhook")
@@ -201,6 +217,14 @@ def _run_every_outcome(
     assert code == 503
     emitted += metrics
     return emitted
+
+
+def _refuse(request: Any, **kwargs: Any) -> None:
+    raise EndpointConnectionError(endpoint_url=request.url)
+
+
+def _mtf_body(symbol: str) -> dict[str, Any]:
+    return {"symbol": symbol, "source": "ai", "signals": [_entry(), {**_entry(), "timeframe": "D"}]}
 
 
 def _entry() -> dict[str, str]:

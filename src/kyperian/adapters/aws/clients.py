@@ -35,17 +35,33 @@ _OPERATIONAL_CODES = frozenset(
 )
 
 
-def make_client(service: str, settings: Settings, read_timeout: float | None = None) -> Any:
+def make_client(
+    service: str,
+    settings: Settings,
+    read_timeout: float | None = None,
+    *,
+    connect_timeout: float | None = None,
+    max_attempts: int | None = None,
+) -> Any:
     """A boto3 client for ``service`` configured from settings (endpoint, region, timeouts).
 
     ``read_timeout`` overrides the setting for calls that hold the connection open on
-    purpose, such as an SQS long poll.
+    purpose, such as an SQS long poll; ``connect_timeout`` and ``max_attempts`` for callers
+    with a tighter budget (the webhook Lambda must give up and undo inside its timeout).
+    ``max_attempts`` counts every attempt, the first included (botocore's
+    ``total_max_attempts``; its ``max_attempts``, which the setting fills, counts retries).
     """
     config = Config(
         region_name=settings.aws_region,
-        connect_timeout=settings.aws_connect_timeout,
+        connect_timeout=settings.aws_connect_timeout
+        if connect_timeout is None
+        else connect_timeout,
         read_timeout=settings.aws_read_timeout if read_timeout is None else read_timeout,
-        retries={"mode": "standard", "max_attempts": settings.aws_max_attempts},
+        retries=(
+            {"mode": "standard", "max_attempts": settings.aws_max_attempts}
+            if max_attempts is None
+            else {"mode": "standard", "total_max_attempts": max_attempts}
+        ),
         max_pool_connections=20,
     )
     session: Any = boto3.session.Session()  # typed per service by callers, not here

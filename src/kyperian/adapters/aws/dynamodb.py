@@ -6,13 +6,19 @@ Keys: ``PK = SIGNAL#<SYMBOL>``, ``SK = <TIMEFRAME>#<key_time>#<signal_id>``; the
 hits the same key and the conditional write (``attribute_not_exists``) turns it into
 ``DuplicateSignal`` instead of a second row. The item <-> Signal conversion lives here
 and nowhere else: the engine reads signals back through ``item_to_signal``.
+
+A row is written *pending* (``publish_state = "pending"``, in the sparse GSI
+``unpublished-index`` by ``received_at``) and rewritten without that mark once its event is
+out. An undo deletes a row only while it is still pending, so it never removes the row of an
+event that an identical concurrent delivery published; the sweeper finds rows left pending.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
-from typing import Any
+from datetime import datetime
+from typing import Any, Final
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -23,6 +29,13 @@ from kyperian.domain.ports import SignalStore
 
 Item = dict[str, dict[str, Any]]
 _NOT_STORED_YET = "attribute_not_exists(PK)"
+PUBLISH_STATE: Final = "publish_state"
+PENDING: Final = "pending"
+UNPUBLISHED_INDEX: Final = "unpublished-index"
+"""Sparse GSI: HASH ``publish_state``, RANGE ``received_at``; only pending rows are in it."""
+_STILL_PENDING = f"{PUBLISH_STATE} = :pending"
+_PENDING_VALUE = {":pending": {"S": PENDING}}
+_BATCH_WRITE_LIMIT: Final = 25
 
 
 def signal_pk(symbol: str) -> str:
@@ -88,6 +101,12 @@ def _key(signal: Signal) -> Item:
     return {"PK": {"S": signal_pk(signal.symbol)}, "SK": {"S": signal_sk(signal)}}
 
 
+def _only_conditions(exc: ClientError) -> bool:
+    reasons = exc.response.get("CancellationReasons", [])
+    codes = {r.get("Code", "None") for r in reasons}
+    return bool(reasons) and codes <= {"ConditionalCheckFailed", "None"}
+
+
 class DynamoSignalStore(SignalStore):
     """``SignalStore`` on a DynamoDB table; pass a client to share or to test."""
 
@@ -99,7 +118,7 @@ class DynamoSignalStore(SignalStore):
         try:
             self._client.put_item(
                 TableName=self.table_name,
-                Item=signal_to_item(signal),
+                Item={**signal_to_item(signal), PUBLISH_STATE: {"S": PENDING}},
                 ConditionExpression=_NOT_STORED_YET,
             )
         except ClientError as exc:
@@ -133,11 +152,84 @@ class DynamoSignalStore(SignalStore):
         return duplicates
 
     def remove(self, signals: Sequence[Signal]) -> None:
+        """Delete the rows of ``signals`` that are still pending (one call for several).
+
+        A row already marked published stays: an identical delivery published its event.
+        """
+        if len(signals) > 1 and self._remove_in_one_call(signals):
+            return
         for signal in signals:
             try:
-                self._client.delete_item(TableName=self.table_name, Key=_key(signal))
-            except (ClientError, BotoCoreError) as exc:
+                self._client.delete_item(
+                    TableName=self.table_name,
+                    Key=_key(signal),
+                    ConditionExpression=_STILL_PENDING,
+                    ExpressionAttributeValues=_PENDING_VALUE,
+                )
+            except ClientError as exc:
+                if error_code(exc) != "ConditionalCheckFailedException":
+                    raise classify(exc, "undoing a stored signal") from exc
+            except BotoCoreError as exc:
                 raise classify(exc, "undoing a stored signal") from exc
+
+    def _remove_in_one_call(self, signals: Sequence[Signal]) -> bool:
+        """One transaction of conditional deletes; False if a row was no longer pending."""
+        deletes = [
+            {
+                "Delete": {
+                    "TableName": self.table_name,
+                    "Key": _key(s),
+                    "ConditionExpression": _STILL_PENDING,
+                    "ExpressionAttributeValues": _PENDING_VALUE,
+                }
+            }
+            for s in signals
+        ]
+        try:
+            self._client.transact_write_items(TransactItems=deletes)
+        except ClientError as exc:
+            if error_code(exc) == "TransactionCanceledException" and _only_conditions(exc):
+                return False  # some row was published meanwhile: delete the others one by one
+            raise classify(exc, "undoing stored signals") from exc
+        except BotoCoreError as exc:
+            raise classify(exc, "undoing stored signals") from exc
+        return True
+
+    def mark_published(self, signals: Sequence[Signal]) -> None:
+        """Rewrite the rows of published signals without the pending mark, in one call.
+
+        An unconditional put of the whole row: if a concurrent delivery's undo removed the
+        row after this request's event went out, the row is back.
+        """
+        for start in range(0, len(signals), _BATCH_WRITE_LIMIT):
+            puts = [
+                {"PutRequest": {"Item": signal_to_item(s)}}
+                for s in signals[start : start + _BATCH_WRITE_LIMIT]
+            ]
+            try:
+                answer = self._client.batch_write_item(RequestItems={self.table_name: puts})
+            except (ClientError, BotoCoreError) as exc:
+                raise classify(exc, "recording published signals") from exc
+            if answer.get("UnprocessedItems"):
+                raise TemporaryError("recording published signals: some rows were not written")
+
+    def unpublished(self, received_before: datetime, limit: int) -> list[Signal]:
+        """Rows still pending that arrived before ``received_before``, oldest first."""
+        try:
+            answer = self._client.query(
+                TableName=self.table_name,
+                IndexName=UNPUBLISHED_INDEX,
+                KeyConditionExpression="#state = :pending AND received_at < :before",
+                ExpressionAttributeNames={"#state": PUBLISH_STATE},
+                ExpressionAttributeValues={
+                    **_PENDING_VALUE,
+                    ":before": {"S": iso_utc(received_before)},
+                },
+                Limit=limit,
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise classify(exc, "reading unpublished signals") from exc
+        return [item_to_signal(item) for item in answer.get("Items", [])]
 
     def check(self) -> None:
         try:

@@ -4,6 +4,11 @@ The rule on the bus routes them to the engine's SQS queue and to the audit log g
 ``PutEvents`` can succeed as a call yet fail some entries, so failed entries are
 retried on their own, with a short growing pause, before giving up with
 ``PublishFailed`` naming exactly which signals were not published.
+
+Retries are ours (the client is built with one attempt), bounded by a count and by a time
+budget: no attempt starts once ``budget_seconds`` have passed, so with the client's
+timeouts the publisher gives up early enough inside the Lambda's timeout for the caller
+to undo what it stored.
 """
 
 from __future__ import annotations
@@ -29,12 +34,18 @@ class EventBridgePublisher(SignalPublisher):
     """``SignalPublisher`` on an EventBridge bus."""
 
     def __init__(
-        self, bus_name: str, client: Any, attempts: int = 3, pause_seconds: float = 0.05
+        self,
+        bus_name: str,
+        client: Any,
+        attempts: int = 3,
+        pause_seconds: float = 0.05,
+        budget_seconds: float = 3.0,
     ) -> None:
         self.bus_name = bus_name
         self._client = client
         self._attempts = attempts
         self._pause = pause_seconds
+        self._budget = budget_seconds
 
     def _entry(self, signal: Signal) -> dict[str, Any]:
         return {
@@ -47,14 +58,25 @@ class EventBridgePublisher(SignalPublisher):
         }
 
     def publish(self, signals: Sequence[Signal]) -> None:
+        deadline = time.monotonic() + self._budget
         for start in range(0, len(signals), _MAX_ENTRIES_PER_CALL):
-            self._publish_chunk(list(signals[start : start + _MAX_ENTRIES_PER_CALL]))
+            try:
+                self._publish_chunk(list(signals[start : start + _MAX_ENTRIES_PER_CALL]), deadline)
+            except PublishFailed as exc:
+                rest = [s.signal_id for s in signals[start + _MAX_ENTRIES_PER_CALL :]]
+                if not rest:
+                    raise
+                raise PublishFailed(exc.signal_ids + rest, exc.cause) from exc
 
-    def _publish_chunk(self, pending: list[Signal]) -> None:
+    def _publish_chunk(self, pending: list[Signal], deadline: float) -> None:
         reason = ""
         for attempt in range(self._attempts):
             if attempt:
-                time.sleep(self._pause * attempt)
+                pause = self._pause * attempt
+                if time.monotonic() + pause >= deadline:
+                    reason += " (publish time budget spent)"
+                    break
+                time.sleep(pause)
             try:
                 response = self._client.put_events(Entries=[self._entry(s) for s in pending])
             except (ClientError, BotoCoreError) as exc:
