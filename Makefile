@@ -48,6 +48,7 @@ test: install redis lint security ## install everything, lint, scan, run every t
 bench: install redis ## print latency figures (p50/p95/p99) against the specification's budgets
 	$(RUN) python -W ignore -m benchmarks.bench_ingest
 	$(RUN) python -W ignore -m benchmarks.bench_engine
+	$(RUN) python -W ignore -m benchmarks.bench_orders
 
 mutate: install redis ## mutation testing (mutmut) of MUTATE_PATHS; prints the survival rate (not in make test)
 	scripts/mutate.sh $(MUTATE_PATHS)
@@ -67,5 +68,6 @@ security: ## bandit on src/ and scripts/; pip-audit of uv.lock (reported as skip
 package: install ## build/lambda.zip twice, compared byte for byte; prints size and sha256
 	$(RUN) python scripts/package_lambda.py --verify
 
-drill: install redis ## run the runbooks' commands against a local stack and check the outcome
+drill: install redis ## run the runbooks' commands against a local stack, then the exactly-once drill
 	$(RUN) python -m scripts.drill
+	$(RUN) python -W ignore -m scripts.drill_exactly_once

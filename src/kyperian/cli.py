@@ -14,8 +14,9 @@ import json
 import shlex
 import sys
 import time
+import urllib.parse
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -253,6 +254,117 @@ def _decisions(args: argparse.Namespace) -> int:
     return EXIT_OK if answer.ok else EXIT_FAILED
 
 
+# --- orders, positions, the kill switch (the engine's ledger) ------------------------------
+
+
+def _show(answer: Answer, line: Callable[[dict[str, Any]], str], as_json: bool) -> int:
+    """Print a list answer one line per item (or the JSON); exit 0 only on success."""
+    body: Any = answer.body.get("value", answer.body)
+    if as_json or not answer.ok:
+        print(json.dumps(body, indent=2))
+    else:
+        for item in body if isinstance(body, list) else [body]:
+            print(line(item))
+    return EXIT_OK if answer.ok else EXIT_FAILED
+
+
+def _order_line(order: dict[str, Any]) -> str:
+    return (
+        f"{order.get('client_order_id')}  {order.get('state'):16s} {order.get('side')} "
+        f"{order.get('quantity')} {order.get('symbol')}  filled={order.get('filled_quantity')}"
+        f"  decision={order.get('decision_id')}  {order.get('reason') or ''}"
+    ).rstrip()
+
+
+def _position_line(position: dict[str, Any]) -> str:
+    return (
+        f"{position.get('symbol'):8s} {position.get('quantity')} @ {position.get('average_price')}"
+        f"  realized={position.get('realized_pnl')}  last={position.get('last_price')}"
+    )
+
+
+def _account_line(account: dict[str, Any]) -> str:
+    state = f"HALTED ({account.get('halt_reason')})" if account.get("halted") else "trading"
+    return (
+        f"{account.get('venue')}#{account.get('account_id')}  cash={account.get('cash')} "
+        f"equity={account.get('equity')} {account.get('currency')}  {state}  "
+        f"auto_trading={account.get('auto_trading')} approval={account.get('approval_mode')}"
+    )
+
+
+def _positions(args: argparse.Namespace) -> int:
+    answer = engine_request("GET", f"{args.engine}/positions")
+    return _show(answer, _position_line, args.json)
+
+
+def _orders(args: argparse.Namespace) -> int:
+    query = urllib.parse.urlencode(
+        {k: v for k, v in (("symbol", args.symbol), ("status", args.status)) if v}
+    )
+    answer = engine_request("GET", f"{args.engine}/orders{'?' + query if query else ''}")
+    return _show(answer, _order_line, args.json)
+
+
+def _account(args: argparse.Namespace) -> int:
+    return _show(engine_request("GET", f"{args.engine}/account"), _account_line, args.json)
+
+
+def _approve(args: argparse.Namespace) -> int:
+    order_id = urllib.parse.quote(args.order_id, safe="")
+    answer = engine_request("POST", f"{args.engine}/orders/{order_id}/approve")
+    return _show(answer, _order_line, args.json)
+
+
+def _reject(args: argparse.Namespace) -> int:
+    order_id = urllib.parse.quote(args.order_id, safe="")
+    answer = engine_request("POST", f"{args.engine}/orders/{order_id}/reject")
+    return _show(answer, _order_line, args.json)
+
+
+def _halt(args: argparse.Namespace) -> int:
+    query = urllib.parse.urlencode({"flatten": str(args.flatten).lower(), "reason": args.reason})
+    answer = engine_request("POST", f"{args.engine}/halt?{query}")
+    if args.json or not answer.ok:
+        print(json.dumps(answer.body, indent=2))
+    else:
+        print(_account_line(answer.body.get("account", {})))
+        for order in answer.body.get("flatten_orders", []):
+            print(f"  flatten: {_order_line(order)}")
+    return EXIT_OK if answer.ok else EXIT_FAILED
+
+
+def _resume(args: argparse.Namespace) -> int:
+    return _show(engine_request("POST", f"{args.engine}/resume"), _account_line, args.json)
+
+
+def _add_ledger_commands(commands: Any) -> None:
+    """``positions``, ``orders``, ``account``, ``approve``, ``reject``, ``halt``, ``resume``."""
+    made = {
+        "positions": (_positions, "the ledger's open positions"),
+        "orders": (_orders, "the ledger's orders (--symbol, --status)"),
+        "account": (_account, "cash, equity, the kill switch and the trading mode"),
+        "approve": (_approve, "send a pending order ID to the venue"),
+        "reject": (_reject, "refuse a pending order ID"),
+        "halt": (_halt, "stop every new order (--flatten also closes every position)"),
+        "resume": (_resume, "let orders flow again"),
+    }
+    for name, (run, text) in made.items():
+        command = commands.add_parser(
+            name, help=text, description=f"{text[0].upper()}{text[1:]}. {_ENGINE_CREDENTIAL_HELP}"
+        )
+        if name in {"approve", "reject"}:
+            command.add_argument("order_id", metavar="ID", help="the order's client order id")
+        if name == "orders":
+            command.add_argument("--symbol", help="only this symbol")
+            command.add_argument("--status", help="only this state (PENDING_APPROVAL, FILLED...)")
+        if name == "halt":
+            command.add_argument("--flatten", action="store_true", help="close every position")
+            command.add_argument("--reason", default="halted by an operator", help="why")
+        command.add_argument("--json", action="store_true", help="print the raw JSON")
+        command.add_argument("--engine", default=DEFAULT_ENGINE, help="engine URL")
+        command.set_defaults(run=run)
+
+
 # --- parser -------------------------------------------------------------------------------
 
 
@@ -323,7 +435,7 @@ def build_parser() -> argparse.ArgumentParser:
     decisions.add_argument("--json", action="store_true", help="print the raw JSON")
     decisions.add_argument("--engine", default=DEFAULT_ENGINE, help="engine URL")
     decisions.set_defaults(run=_decisions)
-
+    _add_ledger_commands(commands)
     broker_commands.add_commands(commands, DEFAULT_ENGINE)
     return parser
 

@@ -126,10 +126,28 @@ class Settings(BaseSettings):
     """How long shutdown waits for the worker to finish its batch (ECS kills at 30 s)."""
     processed_marker_ttl_seconds: int = Field(default=86400, ge=60)
     """How long Redis remembers a processed signal id (the Decisions table remembers longer)."""
+    # --- execution (ledger, orders, approvals) ---
+    ledger_table: str = ""
+    """Ledger table name (orders, fills, positions, cash); default ``kyperian-<env>-ledger``."""
     auto_trading: bool = False
-    """Send actionable decisions to the paper broker (KYPERIAN_AUTO_TRADING)."""
+    """Turn actionable decisions into orders at the venue (KYPERIAN_AUTO_TRADING); off, they
+    are only recorded, and exposure still comes from the ledger's book."""
+    approval_mode: bool = False
+    """Orders wait as pending until a person approves them (KYPERIAN_APPROVAL_MODE)."""
+    approval_seconds: int = Field(default=900, ge=10)
+    """How long a pending order waits for approval before it expires."""
+    order_lease_seconds: int = Field(default=30, ge=1, le=600)
+    """How long a worker that submitted an order owns its outcome; after that another
+    worker reconciles it with the venue. Longer than a venue call, shorter than visibility."""
+    max_gross_exposure: float = Field(default=1.0, gt=0, le=10)
+    """Risk on the whole book: the sum of every symbol's committed exposure (open orders
+    included) may not pass this fraction of equity; a breach vetoes the entry."""
+    reconcile_seconds: float = Field(default=60.0, ge=1)
+    """How often the ledger is reconciled with the venue (also once at start)."""
+    paper_account_id: str = Field(default="paper", pattern=r"^[A-Za-z0-9_.-]+$")
+    """The paper venue's account id: one account shared by every task and every restart."""
     paper_starting_cash: Decimal = Field(default=Decimal(100000), gt=0)
-    """Cash the paper account starts with."""
+    """Cash the paper account starts with (only when it is first opened)."""
     broker_credentials: SecretStr | None = None
     """Live venues' credentials (JSON), from Secrets Manager (KYPERIAN_BROKER_CREDENTIALS).
 
@@ -194,6 +212,7 @@ class Settings(BaseSettings):
         defaults = {
             "signals_table": f"kyperian-{env}-signals",
             "decisions_table": f"kyperian-{env}-decisions",
+            "ledger_table": f"kyperian-{env}-ledger",
             "event_bus_name": f"kyperian-{env}-bus",
             "api_key_secret_id": f"/kyperian/{env}/api/key",
             "schwab_token_secret_id": f"/kyperian/{env}/broker/schwab-token",

@@ -49,6 +49,9 @@ class VetoCode(StrEnum):
     """The symbol's position in this direction is already a full position."""
     MAX_EXPOSURE = "MAX_EXPOSURE"
     """The entry would take the symbol's open exposure above its limit."""
+    MAX_GROSS_EXPOSURE = "MAX_GROSS_EXPOSURE"
+    """The entry would take the whole book's gross exposure (every symbol, open orders
+    included) above its limit; checked by ``kyperian.execution`` on the shared ledger."""
 
 
 class Veto(BaseModel):
@@ -115,8 +118,8 @@ class Decision(BaseModel):
     def sort_time(self) -> datetime:
         """The time decisions are ordered by: the trigger's arrival, else the decision time.
 
-        Derived from the trigger, it is the same for every redelivery of the signal, so
-        the Decisions table's key is too and a second write is refused by the table.
+        Only an order: a redelivered alert arrives again with a new ``received_at``, so the
+        Decisions table keys the row by the trigger's signal id, not by this time.
         """
         return self.triggered_at or self.decided_at
 

@@ -19,7 +19,16 @@ from fastapi.responses import JSONResponse
 
 from kyperian import __version__
 from kyperian.domain.errors import InvalidOrderError, KyperianError
-from kyperian.engine.api.routes import broker, decisions, health, signals, venues
+from kyperian.engine.api.routes import (
+    account,
+    broker,
+    decisions,
+    health,
+    orders,
+    positions,
+    signals,
+    venues,
+)
 from kyperian.engine.auth import install_auth
 from kyperian.engine.services import EngineServices, build_services
 from kyperian.engine.telemetry import logger
@@ -36,6 +45,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     if services is None:
         services = build_services(get_settings())
         app.state.services = services
+    if services.reconciler is not None:
+        services.reconciler.start()
     if services.worker is not None:
         services.worker.start()
         logger.info("worker started", extra={"queue": services.settings.signal_queue_url})
@@ -80,7 +91,16 @@ def create_app(services: EngineServices | None = None) -> FastAPI:
     app.state.services = services
     app.add_exception_handler(KyperianError, _dependency_failed)
     install_auth(app)  # every route, including those added after this line, needs a caller
-    for router in (health.router, signals.router, decisions.router, broker.router, venues.router):
+    for router in (
+        health.router,
+        signals.router,
+        decisions.router,
+        broker.router,
+        orders.router,
+        positions.router,
+        account.router,
+        venues.router,
+    ):
         app.include_router(router)
     return app
 

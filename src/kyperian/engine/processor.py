@@ -1,11 +1,15 @@
-"""One queue message in, at most one stored decision out: the engine's processing rules.
+"""One queue message in, at most one stored decision and one order out: the engine's rules.
 
 For each ``SignalValidated`` envelope: claim the signal id (a redelivery changes
 nothing), keep the signal in the cache and read the symbol's other timeframes (or read
-them from the Signals table while Redis is down), fuse, store the decision once per
-signal (the table enforces it), cache it, optionally trade it, and report metrics.
-The outcome tells the worker whether the message may be deleted. Adapters and queues
-stay behind ``kyperian.domain.engine_ports``.
+them from the Signals table while Redis is down), fuse with the exposure of the shared
+ledger's book, store the decision once per signal (the table enforces it, keyed by the
+signal id), cache it, and, with auto-trading on, make sure an actionable decision has
+exactly one order (``kyperian.execution``). A redelivered signal whose decision is stored
+goes through that last step again instead of being skipped, so a crash between deciding
+and ordering is repaired, never repeated. The outcome tells the worker whether the
+message may be deleted: never while an actionable decision has neither an order nor a
+recorded refusal. Adapters and queues stay behind ``kyperian.domain.engine_ports``.
 """
 
 from __future__ import annotations
@@ -29,11 +33,11 @@ from kyperian.domain.engine_ports import (
     SignalCache,
     SignalHistory,
 )
-from kyperian.domain.errors import InvalidOrderError, KyperianError
+from kyperian.domain.errors import KyperianError, TemporaryError
 from kyperian.domain.models import Signal
 from kyperian.engine.degraded import CacheCircuit
 from kyperian.engine.telemetry import EngineMetrics, correlated, logger
-from kyperian.engine.trading import AutoTrader
+from kyperian.execution import Execution, ExecutionKind, OrderExecutor
 from kyperian.fusion import FusionRules, fuse
 
 DETAIL_TYPE: Final = "SignalValidated"
@@ -104,7 +108,8 @@ class SignalProcessor:
         rules: FusionRules,
         circuit: CacheCircuit,
         metrics: EngineMetrics,
-        trader: AutoTrader | None = None,
+        execution: OrderExecutor | None = None,
+        auto_trading: bool = False,
         lease_seconds: int = 60,
         clock: Callable[[], datetime] = _utc_now,
     ) -> None:
@@ -115,7 +120,8 @@ class SignalProcessor:
         self.rules = rules
         self.circuit = circuit
         self.metrics = metrics
-        self.trader = trader
+        self.execution = execution
+        self.auto_trading = auto_trading and execution is not None
         self.lease_seconds = lease_seconds
         self._clock = clock
         self._warmed: set[str] = set()
@@ -178,9 +184,10 @@ class SignalProcessor:
             return self._already_decided(signal)
         if not degraded:
             self._cache_decision(decision)
-        self._trade(decision)
-        self._finish(signal.signal_id)
         self._report(signal, decision, now, degraded)
+        if not self._trade(decision):
+            return self._order_unresolved(signal, decision)
+        self._finish(signal.signal_id)
         return Result(Outcome.DECIDED, signal.signal_id, decision, degraded)
 
     # --- idempotency ----------------------------------------------------------------------
@@ -214,15 +221,29 @@ class SignalProcessor:
             self.circuit.failed(str(exc))
 
     def _already_decided(self, signal: Signal) -> Result:
-        """The table already holds this signal's decision: change nothing, acknowledge."""
+        """The table holds this signal's decision: decide nothing, but make sure of its order."""
         existing = self.decisions.for_trigger(signal)
+        if existing is None:
+            raise TemporaryError(f"decision of signal {signal.signal_id} not readable yet")
+        if not self._trade(existing):
+            return self._order_unresolved(signal, existing)
         self._finish(signal.signal_id)
         self.metrics.duplicate()
         logger.info(
             "duplicate signal: decision already stored",
-            extra={"decision_id": existing.decision_id if existing else None},
+            extra={"decision_id": existing.decision_id},
         )
         return Result(Outcome.DUPLICATE, signal.signal_id, existing)
+
+    def _order_unresolved(self, signal: Signal, decision: Decision) -> Result:
+        """Keep the message: its redelivery reconciles the order with the venue."""
+        self._release(signal.signal_id)
+        self.metrics.failed()
+        logger.warning(
+            "order not settled; message kept for a retry",
+            extra={"decision_id": decision.decision_id},
+        )
+        return Result(Outcome.RETRY, signal.signal_id, decision)
 
     # --- signals and decisions ------------------------------------------------------------
 
@@ -249,14 +270,20 @@ class SignalProcessor:
         return [*stored, signal], True
 
     def _decide(self, signal: Signal, signals: list[Signal], now: datetime) -> Decision:
-        exposure = self.trader.exposure(signal.symbol, signal.price) if self.trader else 0.0
-        return fuse(
+        exposure = self.execution.exposure(signal.symbol, signal.price) if self.execution else 0.0
+        decision = fuse(
             signals,
             self.rules,
             now,
             symbol=signal.symbol,
             exposure=exposure,
             trigger=signal,
+        )
+        veto = self.execution.risk_veto(decision) if self.execution else None
+        if veto is None:
+            return decision
+        return decision.model_copy(
+            update={"vetoes": (*decision.vetoes, veto), "position_size": 0.0}
         )
 
     def _cache_decision(self, decision: Decision) -> None:
@@ -265,46 +292,35 @@ class SignalProcessor:
         except KyperianError as exc:
             self.circuit.failed(str(exc))
 
-    def _trade(self, decision: Decision) -> None:
-        """Submit once; a refusal or an uncertain outcome is logged and counted, never retried."""
-        if self.trader is None or not decision.actionable:
-            return
-        try:
-            order = self.trader.execute(decision)
-        except InvalidOrderError as exc:
-            self.metrics.order(accepted=False)
-            logger.warning("broker refused the order", extra={"reason": str(exc)})
-            return
-        except KyperianError as exc:
-            self._uncertain_order(decision, exc)
-            return
-        if order is not None:
-            self.metrics.order(accepted=True)
-            logger.info(
-                "order submitted",
-                extra={
-                    "order_id": order.order_id,
-                    "status": order.status.value,
-                    "quantity": str(order.quantity),
-                },
-            )
+    def _trade(self, decision: Decision) -> bool:
+        """Make sure an actionable decision has its one order; False while that is unsettled."""
+        if not self.auto_trading or self.execution is None or not decision.actionable:
+            return True
+        execution = self.execution.execute(decision)
+        if execution is None:
+            return True
+        self._report_order(execution)
+        return execution.resolved
 
-    def _uncertain_order(self, decision: Decision, failure: KyperianError) -> None:
-        """Ask the broker whether the order exists instead of resubmitting it."""
-        try:
-            found = self.trader.reconcile(decision) if self.trader else None
-        except KyperianError as exc:
-            logger.error(
-                "order outcome unknown and the broker cannot be asked; reconcile by hand",
-                extra={"reason": str(failure), "reconcile_error": str(exc)},
-            )
+    def _report_order(self, execution: Execution) -> None:
+        order = execution.order
+        details = {
+            "client_order_id": order.client_order_id,
+            "venue_order_id": order.venue_order_id,
+            "state": order.state.value,
+            "quantity": str(order.quantity),
+            "reason": order.reason,
+        }
+        if execution.kind is ExecutionKind.ORDERED:
+            self.metrics.order(accepted=True)
+            logger.info("order placed", extra=details)
+        elif execution.kind is ExecutionKind.PENDING_APPROVAL:
+            logger.info("order waiting for approval", extra=details)
+        elif execution.kind is ExecutionKind.REFUSED:
             self.metrics.order(accepted=False)
-            return
-        self.metrics.order(accepted=found is not None)
-        logger.error(
-            "order outcome was uncertain; not resubmitted",
-            extra={"reason": str(failure), "order_found": found is not None},
-        )
+            logger.warning("order refused", extra=details)
+        else:
+            logger.error("order outcome unknown; reconciling on the next delivery", extra=details)
 
     def _report(self, signal: Signal, decision: Decision, now: datetime, degraded: bool) -> None:
         latency_ms = (now - signal.received_at).total_seconds() * 1000

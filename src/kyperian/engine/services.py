@@ -12,6 +12,8 @@ from typing import Final
 
 from kyperian.adapters.aws.clients import make_client
 from kyperian.adapters.aws.decisions import DynamoDecisionStore
+from kyperian.adapters.aws.ledger import DynamoLedger
+from kyperian.adapters.aws.paper_venue import DynamoPaperVenueStore
 from kyperian.adapters.aws.signal_history import DynamoSignalHistory
 from kyperian.adapters.aws.sqs import SqsWorkQueue
 from kyperian.adapters.brokers.paper import PaperBroker, PaperBrokerConfig
@@ -21,10 +23,11 @@ from kyperian.domain.brokers import Broker
 from kyperian.domain.engine_ports import DecisionStore, SignalCache, SignalHistory
 from kyperian.engine.degraded import CacheCircuit
 from kyperian.engine.processor import SignalProcessor
+from kyperian.engine.reconciler import Reconciler
 from kyperian.engine.telemetry import EngineMetrics, logger
-from kyperian.engine.trading import AutoTrader
 from kyperian.engine.venue_watch import VenueWatch
 from kyperian.engine.worker import QueueWorker
+from kyperian.execution import AccountKey, Ledger, OrderExecutor
 from kyperian.fusion import FusionRules
 from kyperian.settings import Settings
 
@@ -45,6 +48,9 @@ class EngineServices:
     processor: SignalProcessor
     worker: QueueWorker | None
     redis: RedisCache | None = None
+    ledger: Ledger | None = None
+    execution: OrderExecutor | None = None
+    reconciler: Reconciler | None = None
     venues: Venues = field(default=None)  # type: ignore[assignment]  # built from settings
     """The live venues (``/broker/alpaca|ibkr|tda``), each built on first use."""
     watch: VenueWatch | None = None
@@ -54,7 +60,9 @@ class EngineServices:
             self.venues = Venues(self.settings)
 
     def close(self) -> None:
-        """Release pooled connections at shutdown."""
+        """Stop the reconciliation loop and release pooled connections at shutdown."""
+        if self.reconciler is not None:
+            self.reconciler.stop()
         if self.watch is not None:
             self.watch.stop()
         self.venues.close()
@@ -81,7 +89,8 @@ def _worker(settings: Settings, processor: SignalProcessor) -> QueueWorker | Non
 
 
 def build_services(settings: Settings) -> EngineServices:
-    """Real adapters: Redis, DynamoDB, SQS, the paper broker and the configured live venues."""
+    """Real adapters: Redis, DynamoDB (decisions, signals, ledger), SQS, the paper venue and the
+    configured live venues; orders go to ``KYPERIAN_BROKER_VENUE``."""
     rules = settings.fusion
     redis = RedisCache(
         build_client(settings), processed_ttl_seconds=settings.processed_marker_ttl_seconds
@@ -90,10 +99,25 @@ def build_services(settings: Settings) -> EngineServices:
     decisions = DynamoDecisionStore(settings.decisions_table, dynamodb, settings.decision_ttl_days)
     history = DynamoSignalHistory(settings.signals_table, dynamodb, rules.max_age_seconds)
     circuit = CacheCircuit(settings.redis_retry_seconds)
-    broker = PaperBroker(PaperBrokerConfig(starting_cash=settings.paper_starting_cash))
+    ledger = DynamoLedger(settings.ledger_table, dynamodb)
+    broker = PaperBroker(
+        DynamoPaperVenueStore(settings.ledger_table, dynamodb, settings.paper_account_id),
+        PaperBrokerConfig(
+            account_id=settings.paper_account_id, starting_cash=settings.paper_starting_cash
+        ),
+    )
     metrics = EngineMetrics(settings.environment)
     venues = Venues(settings, on_schwab_token=metrics.schwab_refresh_token_days)
-    executing = _executing_venue(settings, broker, venues)
+    venue, account_id = _executing_venue(settings, broker, venues)
+    execution = OrderExecutor(
+        ledger,
+        venue,
+        AccountKey(venue=venue.name, account_id=account_id),
+        approval=settings.approval_mode,
+        approval_seconds=settings.approval_seconds,
+        lease_seconds=settings.order_lease_seconds,
+        max_gross_exposure=settings.max_gross_exposure,
+    )
     processor = SignalProcessor(
         cache=redis,
         processed=redis,
@@ -102,7 +126,8 @@ def build_services(settings: Settings) -> EngineServices:
         rules=rules,
         circuit=circuit,
         metrics=metrics,
-        trader=AutoTrader(executing) if settings.auto_trading else None,
+        execution=execution,
+        auto_trading=settings.auto_trading,
         lease_seconds=settings.worker_visibility_seconds,
     )
     return EngineServices(
@@ -116,17 +141,25 @@ def build_services(settings: Settings) -> EngineServices:
         processor=processor,
         worker=_worker(settings, processor),
         redis=redis,
+        ledger=ledger,
+        execution=execution,
+        reconciler=Reconciler(
+            execution, EngineMetrics(settings.environment), settings.reconcile_seconds
+        ),
         venues=venues,
         watch=VenueWatch.start_for(venues),
     )
 
 
-def _executing_venue(settings: Settings, paper: PaperBroker, venues: Venues) -> Broker:
-    """The venue decisions are sent to (KYPERIAN_BROKER_VENUE); a missing one stops the start."""
+def _executing_venue(settings: Settings, paper: PaperBroker, venues: Venues) -> tuple[Broker, str]:
+    """The venue the ledger's orders go to (KYPERIAN_BROKER_VENUE) and its ledger account id.
+
+    A live venue named but not configured stops the start (``VenueNotConfigured`` names the
+    setting). Paper and live accounts of one venue never share ledger rows.
+    """
     if settings.broker_venue == "paper":
-        return paper
-    broker = venues.get(settings.broker_venue)  # VenueNotConfigured names the setting
-    logger.warning(
-        "auto-trading venue is live", extra={"venue": broker.name, "paper": broker.caps.paper}
-    )
-    return broker
+        return paper, settings.paper_account_id
+    broker = venues.get(settings.broker_venue)
+    mode = "paper" if broker.caps.paper else "live"
+    logger.warning("orders go to a live venue", extra={"venue": broker.name, "mode": mode})
+    return broker, f"{broker.name}-{mode}"

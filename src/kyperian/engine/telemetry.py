@@ -80,6 +80,15 @@ class EngineMetrics:
         """An auto-trading order the broker took (or refused)."""
         self._emit("OrdersSubmitted" if accepted else "OrdersRejected", MetricUnit.Count, 1)
 
+    def halted(self, reason: str) -> None:
+        """The kill switch was set, by a person or by reconciliation (the log says which)."""
+        self._emit("TradingHalted", MetricUnit.Count, 1)
+        logger.warning("trading halted", extra={"reason": reason})
+
+    def reconciliation(self, mismatches: int) -> None:
+        """Differences the last reconciliation found between the ledger and the venue."""
+        self._emit("ReconciliationMismatches", MetricUnit.Count, mismatches)
+
     def refused(self, reason: str) -> None:
         """An API request refused: ``unauthenticated``, ``csrf`` or ``unavailable``."""
         self._emit("EngineRequestsRefused", MetricUnit.Count, 1, reason=reason)

@@ -1,6 +1,6 @@
 """Create the signal path's AWS resources in an emulator by deploying the real templates.
 
-``cloudformation/data.yaml`` (the Signals and Decisions tables) and ``messaging.yaml``
+``cloudformation/data.yaml`` (the Signals, Decisions and Ledger tables) and ``messaging.yaml``
 (the bus, the ``SignalValidated`` rule, the engine's queue with its DLQ, the audit log
 group) are deployed into moto under ``kyperian-<environment>-...`` names, so the local
 stack and the tests use exactly what AWS runs. moto's CloudFormation ignores Secrets
@@ -25,6 +25,7 @@ class LocalResources:
 
     signals_table: str
     decisions_table: str
+    ledger_table: str
     bus: str
     queue_url: str
     dlq_url: str
@@ -57,6 +58,7 @@ def provision(
     return LocalResources(
         signals_table=data["SignalsTableName"],
         decisions_table=data["DecisionsTableName"],
+        ledger_table=data["LedgerTableName"],
         bus=messaging["EventBusName"],
         queue_url=messaging["SignalQueueUrl"],
         dlq_url=clients["sqs"].get_queue_url(QueueName=dlq_name)["QueueUrl"],

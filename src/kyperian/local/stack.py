@@ -89,6 +89,7 @@ def child_environment(
         "KYPERIAN_AWS_ENDPOINT_URL": endpoint,
         "KYPERIAN_SIGNALS_TABLE": resources.signals_table,
         "KYPERIAN_DECISIONS_TABLE": resources.decisions_table,
+        "KYPERIAN_LEDGER_TABLE": resources.ledger_table,
         "KYPERIAN_EVENT_BUS_NAME": resources.bus,
         "KYPERIAN_SIGNAL_QUEUE_URL": resources.queue_url,
         "KYPERIAN_API_KEY_SECRET_ID": resources.api_key_secret_id,

@@ -119,6 +119,7 @@ class EngineAws:
     decisions_table: str
     queue_url: str
     dlq_url: str
+    ledger_table: str = ""
 
     @property
     def max_receive_count(self) -> int:
@@ -142,4 +143,5 @@ def engine_aws() -> Iterator[EngineAws]:
             made.decisions_table,
             made.queue_url,
             made.dlq_url,
+            made.ledger_table,
         )

@@ -56,10 +56,12 @@ def test_a_decision_is_stored_with_the_specified_keys_and_read_back_whole(
     # WHEN stored
     store.record(decision)
 
-    # THEN it is keyed DECISION#SYMBOL / ISO time of its signal, expires in 30 days, reads back
+    # THEN it is keyed DECISION#SYMBOL / SIGNAL#<signal id>, ordered by the signal's time,
+    # expires in 30 days, and reads back whole
     [item] = engine_aws.dynamodb.scan(TableName=engine_aws.decisions_table)["Items"]
     assert item["PK"]["S"] == "DECISION#AAPL"
-    assert item["SK"]["S"] == f"2025-01-06T15:00:00.000Z#{decision.decision_id}"
+    assert item["SK"]["S"] == "SIGNAL#sig-1"
+    assert item["time_key"]["S"] == f"2025-01-06T15:00:00.000Z#{decision.decision_id}"
     expires = decision.decided_at + timedelta(days=30)
     assert int(item["ttl"]["N"]) == int(expires.timestamp())
     assert store.latest("AAPL") == decision
@@ -79,6 +81,25 @@ def test_one_decision_per_triggering_signal(engine_aws: EngineAws) -> None:
     # THEN only the first decision exists
     assert len(store.history("AAPL")) == 1
     assert store.for_trigger(_trigger(0, "sig-2")) is None
+
+
+def test_a_redelivery_with_a_new_arrival_time_is_still_the_same_decision(
+    engine_aws: EngineAws,
+) -> None:
+    # GIVEN a stored decision for sig-1
+    store = DynamoDecisionStore(engine_aws.decisions_table, engine_aws.dynamodb)
+    store.record(_decision(_trigger(0, "sig-1")))
+
+    # WHEN the webhook republishes the same alert, which reaches it again 90 s later
+    redelivered = _trigger(90, "sig-1")
+
+    # THEN the table refuses a second decision and finds the first one by the signal id
+    with pytest.raises(DuplicateDecision):
+        store.record(_decision(redelivered))
+    found = store.for_trigger(redelivered)
+    assert found is not None
+    assert found.triggered_at == _trigger(0, "sig-1").received_at
+    assert len(store.history("AAPL")) == 1
 
 
 def test_history_is_newest_first_and_pages_with_before(engine_aws: EngineAws) -> None:

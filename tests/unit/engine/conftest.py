@@ -16,10 +16,14 @@ from kyperian.adapters.brokers.paper import PaperBroker
 from kyperian.engine.degraded import CacheCircuit
 from kyperian.engine.processor import SignalProcessor
 from kyperian.engine.telemetry import EngineMetrics, logger
-from kyperian.engine.trading import AutoTrader
 from kyperian.fusion import FusionRules
 from tests.signal_factory import NOW
-from tests.unit.engine.fakes import MemoryCache, MemoryDecisions, MemoryHistory
+from tests.unit.engine.fakes import (
+    MemoryCache,
+    MemoryDecisions,
+    MemoryHistory,
+    MemoryPaperStore,
+)
 
 
 class Ticker:
@@ -51,11 +55,13 @@ class Engine:
     clock: Ticker
 
 
-def build_engine(auto_trading: bool = False, rules: FusionRules | None = None) -> Engine:
+def build_engine(rules: FusionRules | None = None) -> Engine:
+    """The processor on in-memory ports; trading through the ledger is tested on moto
+    (tests/integration/execution)."""
     clock = Ticker()
     cache, decisions, history = MemoryCache(), MemoryDecisions(), MemoryHistory()
     circuit = CacheCircuit(retry_seconds=5, clock=clock.mono)
-    broker = PaperBroker(clock=clock.wall)
+    broker = PaperBroker(MemoryPaperStore(), clock=clock.wall)
     processor = SignalProcessor(
         cache=cache,
         processed=cache,
@@ -64,7 +70,6 @@ def build_engine(auto_trading: bool = False, rules: FusionRules | None = None) -
         rules=rules or FusionRules(),
         circuit=circuit,
         metrics=EngineMetrics("test"),
-        trader=AutoTrader(broker) if auto_trading else None,
         lease_seconds=60,
         clock=clock.wall,
     )
@@ -74,11 +79,6 @@ def build_engine(auto_trading: bool = False, rules: FusionRules | None = None) -
 @pytest.fixture
 def engine() -> Engine:
     return build_engine()
-
-
-@pytest.fixture
-def trading_engine() -> Engine:
-    return build_engine(auto_trading=True)
 
 
 def emitted_metrics(output: str) -> list[dict[str, Any]]:

@@ -9,7 +9,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 
+from kyperian.adapters.brokers.paper.store import PaperSnapshot, PaperVenueStore
+from kyperian.domain.brokers import Order, OrderStatus
 from kyperian.domain.decisions import Decision
 from kyperian.domain.engine_ports import (
     Claim,
@@ -21,7 +24,7 @@ from kyperian.domain.engine_ports import (
     SignalHistory,
     WorkQueue,
 )
-from kyperian.domain.errors import TemporaryError
+from kyperian.domain.errors import InvalidOrderError, TemporaryError
 from kyperian.domain.models import Signal
 
 
@@ -192,6 +195,50 @@ class MemoryQueue(WorkQueue):
         """What the visibility timeout does: unfinished messages become visible again."""
         self.visible.extend(self.in_flight.values())
         self.in_flight.clear()
+
+    def check(self) -> None:
+        return None
+
+
+class MemoryPaperStore(PaperVenueStore):
+    """The paper venue's books in dicts (unit tests; the service stores them in DynamoDB)."""
+
+    def __init__(self) -> None:
+        self.starting_cash: Decimal | None = None
+        self.by_client: dict[str, Order] = {}
+        self.prices: dict[str, Decimal] = {}
+
+    def open(self, starting_cash: Decimal) -> Decimal:
+        if self.starting_cash is None:
+            self.starting_cash = starting_cash
+        return self.starting_cash
+
+    def snapshot(self) -> PaperSnapshot:
+        return PaperSnapshot(self.starting_cash, tuple(self.by_client.values()), dict(self.prices))
+
+    def add(self, order: Order) -> None:
+        if order.client_order_id in self.by_client:
+            raise InvalidOrderError(f"client_order_id {order.client_order_id} already used")
+        self.by_client[order.client_order_id] = order
+
+    def replace(self, order: Order, expected: OrderStatus) -> bool:
+        held = self.by_client.get(order.client_order_id)
+        if held is None or held.status is not expected:
+            return False
+        self.by_client[order.client_order_id] = order
+        return True
+
+    def find(self, client_order_id: str) -> Order | None:
+        return self.by_client.get(client_order_id)
+
+    def orders(self) -> list[Order]:
+        return list(self.by_client.values())
+
+    def set_price(self, symbol: str, price: Decimal) -> None:
+        self.prices[symbol] = price
+
+    def price(self, symbol: str) -> Decimal | None:
+        return self.prices.get(symbol)
 
     def check(self) -> None:
         return None

@@ -16,6 +16,7 @@ from kyperian.domain.brokers import (
     TimeInForce,
 )
 from kyperian.domain.errors import InvalidOrderError
+from tests.unit.engine.fakes import MemoryPaperStore
 
 D = Decimal
 
@@ -35,7 +36,7 @@ def _order(
 
 def test_a_market_buy_fills_at_the_reference_price_and_moves_cash() -> None:
     # GIVEN a fresh paper account with 100 000
-    broker = PaperBroker()
+    broker = PaperBroker(MemoryPaperStore())
 
     # WHEN 10 AAPL are bought at 100
     order = broker.submit_order(_order("c1", "BUY", "10"))
@@ -51,7 +52,7 @@ def test_a_market_buy_fills_at_the_reference_price_and_moves_cash() -> None:
 
 def test_adding_averages_the_price_and_a_flip_resets_it() -> None:
     # GIVEN 10 bought at 100 and 10 more at 110
-    broker = PaperBroker()
+    broker = PaperBroker(MemoryPaperStore())
     broker.submit_order(_order("c1", "BUY", "10", "100"))
     broker.submit_order(_order("c2", "BUY", "10", "110"))
     assert broker.positions()[0].average_price == D(105)
@@ -67,7 +68,7 @@ def test_adding_averages_the_price_and_a_flip_resets_it() -> None:
 
 def test_selling_short_is_refused_when_the_account_cannot_short() -> None:
     # GIVEN an account without shorting and no position
-    broker = PaperBroker(PaperBrokerConfig(allow_short=False))
+    broker = PaperBroker(MemoryPaperStore(), PaperBrokerConfig(allow_short=False))
     assert not broker.caps.short_selling
 
     # WHEN a sell is sent  THEN it is refused and recorded as rejected
@@ -81,14 +82,14 @@ def test_selling_short_is_refused_when_the_account_cannot_short() -> None:
 
 def test_orders_beyond_buying_power_are_refused() -> None:
     # GIVEN 100 000 of equity and no leverage  WHEN 1 001 shares at 100 are bought  THEN refused
-    broker = PaperBroker()
+    broker = PaperBroker(MemoryPaperStore())
     with pytest.raises(InvalidOrderError, match="buying power"):
         broker.submit_order(_order("c1", "BUY", "1001"))
 
 
 def test_a_limit_order_rests_until_the_price_reaches_it() -> None:
     # GIVEN a buy limit at 95 while the price is 100
-    broker = PaperBroker()
+    broker = PaperBroker(MemoryPaperStore())
     order = broker.submit_order(
         _order("c1", "BUY", "5", "100", order_type=OrderType.LIMIT, limit_price=D(95))
     )
@@ -106,7 +107,7 @@ def test_a_limit_order_rests_until_the_price_reaches_it() -> None:
 
 def test_an_ioc_limit_that_cannot_fill_is_cancelled_and_cancel_needs_an_open_order() -> None:
     # GIVEN an immediate-or-cancel buy limit under the market
-    broker = PaperBroker()
+    broker = PaperBroker(MemoryPaperStore())
     order = broker.submit_order(
         _order(
             "c1", "BUY", "5", "100", order_type=OrderType.LIMIT, limit_price=D(90),
@@ -122,7 +123,7 @@ def test_an_ioc_limit_that_cannot_fill_is_cancelled_and_cancel_needs_an_open_ord
 
 def test_the_contract_checks_capabilities_before_the_venue_sees_the_order() -> None:
     # GIVEN a paper account without fractions
-    broker = PaperBroker(PaperBrokerConfig(fractional=False))
+    broker = PaperBroker(MemoryPaperStore(), PaperBrokerConfig(fractional=False))
 
     # WHEN a stop order or a fractional quantity is sent  THEN the base class refuses them
     with pytest.raises(InvalidOrderError, match="STOP"):
@@ -133,7 +134,7 @@ def test_the_contract_checks_capabilities_before_the_venue_sees_the_order() -> N
 
 
 def test_a_client_order_id_is_used_once_and_market_orders_need_a_price() -> None:
-    broker = PaperBroker()
+    broker = PaperBroker(MemoryPaperStore())
     broker.submit_order(_order("c1", "BUY", "1"))
     # GIVEN an id already used  WHEN reused  THEN refused (no duplicate order)
     with pytest.raises(InvalidOrderError, match="already used"):
@@ -147,7 +148,7 @@ def test_a_client_order_id_is_used_once_and_market_orders_need_a_price() -> None
 
 def test_close_position_uses_the_default_of_the_contract() -> None:
     # GIVEN a long of 10  WHEN closed  THEN the optional default sells 10 and the book is flat
-    broker = PaperBroker()
+    broker = PaperBroker(MemoryPaperStore())
     broker.submit_order(_order("c1", "BUY", "10"))
     closing = broker.close_position("AAPL", "c2")
     assert closing is not None

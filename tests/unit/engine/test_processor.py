@@ -8,7 +8,6 @@ from datetime import timedelta
 
 import pytest
 
-from kyperian.domain.decisions import VetoCode
 from kyperian.domain.engine_ports import QueueMessage
 from kyperian.domain.models import Action, Signal
 from kyperian.engine.processor import Outcome, PoisonMessage, parse_envelope
@@ -211,73 +210,6 @@ def test_the_engine_recovers_by_itself_and_refills_the_cache(engine: Engine) -> 
     assert not engine.circuit.degraded
     assert missed in engine.cache.signals.values()
     assert set(result.decision.signal_ids) == {missed.signal_id, signal.signal_id}  # type: ignore[union-attr]
-
-
-def test_auto_trading_sends_actionable_decisions_to_the_paper_broker(
-    trading_engine: Engine,
-) -> None:
-    # GIVEN auto-trading on and a strong, unanimous setup priced at 100
-    trading_engine.cache.record_all(
-        [
-            make_signal(
-                timeframe="1D", source="technicals", action="STRONG_BUY", confidence=100, price=100
-            )
-        ]
-    )
-    signal = make_signal(timeframe="4h", action="STRONG_BUY", confidence=100, price=100)
-
-    # WHEN the signal is processed
-    result = trading_engine.processor.handle(_message(signal))
-
-    # THEN the paper account holds size x equity / price shares
-    decision = result.decision
-    assert decision is not None
-    assert decision.actionable
-    [position] = trading_engine.broker.positions()
-    assert position.symbol == "AAPL"
-    assert float(position.quantity) == pytest.approx(
-        decision.position_size * 100000 / 100, rel=1e-6
-    )
-    assert trading_engine.broker.find_order(decision.decision_id) is not None
-
-
-def test_the_open_position_feeds_the_risk_limits(trading_engine: Engine) -> None:
-    # GIVEN a full position already bought on an earlier decision
-    trading_engine.cache.record_all(
-        [
-            make_signal(
-                timeframe="1D", source="technicals", action="STRONG_BUY", confidence=100, price=100
-            )
-        ]
-    )
-    trading_engine.processor.handle(
-        _message(
-            make_signal(timeframe="4h", action="STRONG_BUY", confidence=100, price=100),
-            message_id="m-1",
-        )
-    )
-
-    # WHEN another strong BUY arrives
-    result = trading_engine.processor.handle(
-        _message(
-            make_signal(timeframe="1h", action="STRONG_BUY", confidence=100, price=100),
-            message_id="m-2",
-        )
-    )
-
-    # THEN it is vetoed by the position limit and no second order is placed
-    assert result.decision is not None
-    assert VetoCode.MAX_POSITION_SIZE in {v.code for v in result.decision.vetoes}
-    assert len(trading_engine.broker.fills()) == 1
-
-
-def test_vetoed_and_neutral_decisions_are_never_traded(trading_engine: Engine) -> None:
-    # GIVEN only a lower-timeframe signal (no anchor: WAIT)  WHEN processed
-    trading_engine.processor.handle(_message(make_signal(timeframe="15m", action="STRONG_BUY")))
-
-    # THEN the broker saw nothing
-    assert trading_engine.broker.fills() == []
-    assert trading_engine.decisions.items[0].action is Action.WAIT
 
 
 def test_parse_envelope_reads_the_detail_as_a_signal() -> None:

@@ -156,20 +156,27 @@ def test_tda_is_served_by_schwab_and_says_there_is_no_paper(engine: Engine) -> N
     assert "no paper environment" in body["note"]
 
 
-def test_a_live_executing_venue_that_is_not_configured_stops_the_start() -> None:
-    # GIVEN auto-trading is pointed at IB, which has no gateway host
+def test_the_executing_venue_is_a_setting_and_a_missing_one_stops_the_start() -> None:
     from kyperian.adapters.brokers.paper import PaperBroker
     from kyperian.adapters.brokers.venues import VenueNotConfigured
     from kyperian.engine.services import _executing_venue
+    from tests.unit.engine.fakes import MemoryPaperStore
 
+    paper = PaperBroker(MemoryPaperStore())
+    # GIVEN orders pointed at IB, which has no gateway host
     settings = Settings(environment="test", broker_venue="ibkr")
     # WHEN the engine picks its executing venue THEN it refuses, naming the setting
     with pytest.raises(VenueNotConfigured, match="KYPERIAN_IBKR_HOST"):
-        _executing_venue(settings, PaperBroker(), Venues(settings))
-    # AND the default executes on paper
-    paper = PaperBroker()
+        _executing_venue(settings, paper, Venues(settings))
+    # AND the default executes on paper, in the paper ledger account
     default = Settings(environment="test")
-    assert _executing_venue(default, paper, Venues(default)) is paper
+    assert _executing_venue(default, paper, Venues(default)) == (paper, default.paper_account_id)
+    # AND a live venue gets its own ledger account, paper and live kept apart
+    alpaca = Settings(
+        environment="test", broker_venue="alpaca", broker_credentials=SecretStr(ALPACA_ONLY)
+    )
+    venue, account_id = _executing_venue(alpaca, paper, Venues(alpaca))
+    assert (venue.name, account_id) == ("alpaca", "alpaca-paper")
 
 
 def test_the_watch_refreshes_schwab_and_reports_days_left() -> None:

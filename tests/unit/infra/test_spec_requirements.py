@@ -34,6 +34,8 @@ ALARM_SLUGS = (
     "queue-age",
     "signals-rejected",
     "engine-degraded",
+    "trading-halted",
+    "reconciliation-mismatch",
 )
 ALARMS = (
     "HighLatencyAlarm",
@@ -44,6 +46,8 @@ ALARMS = (
     "QueueAgeAlarm",
     "SignalsRejectedAlarm",
     "EngineDegradedAlarm",
+    "TradingHaltedAlarm",
+    "ReconciliationMismatchAlarm",
 )
 TRADINGVIEW_IPS = {"52.89.214.238/32", "34.212.75.30/32", "54.218.53.128/32", "52.32.178.7/32"}
 
@@ -521,7 +525,7 @@ REQUIREMENTS: list[Requirement] = [
     ),
     *(
         row
-        for table in ("SignalsTable", "DecisionsTable")
+        for table in ("SignalsTable", "DecisionsTable", "LedgerTable")
         for row in (
             Requirement(
                 f"{table}: on-demand", "data", props(table) + ".BillingMode", "PAY_PER_REQUEST"
@@ -568,6 +572,8 @@ REQUIREMENTS: list[Requirement] = [
                 parameter_file="staging",
             ),
         )
+        # The ledger keeps financial records for good: no TTL on it.
+        if table != "LedgerTable" or "TTL" not in row.name
     ),
     # --- ElastiCache ---------------------------------------------------------------------
     Requirement(
@@ -1030,6 +1036,9 @@ REQUIREMENTS: list[Requirement] = [
             "KYPERIAN_ENVIRONMENT": "production",
             "KYPERIAN_SIGNALS_TABLE": "kyperian-production-signals",
             "KYPERIAN_DECISIONS_TABLE": "kyperian-production-decisions",
+            "KYPERIAN_LEDGER_TABLE": "kyperian-production-ledger",
+            "KYPERIAN_AUTO_TRADING": "true",
+            "KYPERIAN_APPROVAL_MODE": "true",
             "KYPERIAN_SIGNAL_QUEUE_URL": {"Fn::ImportValue": "production:SignalQueueUrl"},
             "KYPERIAN_REDIS_TLS": "true",
             "KYPERIAN_BROKER_VENUE": "paper",
@@ -1184,6 +1193,13 @@ REQUIREMENTS: list[Requirement] = [
                 "dynamodb:GetItem",
                 "dynamodb:PutItem",
                 "dynamodb:Query",
+            ],
+            "Ledger": [
+                "dynamodb:DescribeTable",
+                "dynamodb:GetItem",
+                "dynamodb:PutItem",
+                "dynamodb:Query",
+                "dynamodb:UpdateItem",
             ],
             "ReadEngineToken": [
                 "secretsmanager:GetSecretValue",
@@ -1372,7 +1388,7 @@ REQUIREMENTS: list[Requirement] = [
         ({("Kyperian", "DegradedMode")}, {"engine"}, {"production"}, 0, 3, 5),
     ),
     Requirement(
-        "exactly the ten alarms",
+        "exactly the twelve alarms",
         "monitoring",
         of_type("AWS::CloudWatch::Alarm", lambda p: p["AlarmName"]),
         {
@@ -1384,6 +1400,8 @@ REQUIREMENTS: list[Requirement] = [
             "QueueAgeAlarm": "kyperian-production-queue-age",
             "SignalsRejectedAlarm": "kyperian-production-signals-rejected",
             "EngineDegradedAlarm": "kyperian-production-engine-degraded",
+            "TradingHaltedAlarm": "kyperian-production-trading-halted",
+            "ReconciliationMismatchAlarm": "kyperian-production-reconciliation-mismatch",
             "UndoFailedAlarm": "kyperian-production-undo-failed",
             "SchwabLoginExpiringAlarm": "kyperian-production-schwab-login-expiring",
         },

@@ -40,6 +40,7 @@ def test_code_defaults_name_what_the_templates_create(environment: str) -> None:
     # THEN every default name is the one the templates give the resource
     assert settings.signals_table == lookup(data, "Resources.SignalsTable.Properties.TableName")
     assert settings.decisions_table == lookup(data, "Resources.DecisionsTable.Properties.TableName")
+    assert settings.ledger_table == lookup(data, "Resources.LedgerTable.Properties.TableName")
     assert settings.event_bus_name == lookup(messaging, "Resources.EventBus.Properties.Name")
     secret_names = {
         r["Properties"]["Name"]

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from kyperian.domain.brokers import Account, BrokerCapabilities
 from kyperian.domain.decisions import Decision
-from kyperian.engine.trading import plan_order
+from kyperian.execution.sizing import plan_order
 from kyperian.fusion import FusionRules, fuse
 from kyperian.ingest.parse import parse_alert, parse_mtf_alert
 from tests.signal_factory import NOW, make_signal

@@ -309,12 +309,13 @@ def _in_memory_handler() -> Iterator[None]:
     handler.wiring = lambda: wired  # type: ignore[assignment]
     sink = io.StringIO()
     stream_handler: Any = handler.logger.registered_handler
-    previous = stream_handler.setStream(sink)
+    # Swapped, not setStream(): that flushes the old stream, which a runner (mutmut) may close.
+    previous, stream_handler.stream = stream_handler.stream, sink
     try:
         with contextlib.redirect_stdout(sink):
             yield
     finally:
-        stream_handler.setStream(previous)
+        stream_handler.stream = previous
         handler.wiring = original
 
 

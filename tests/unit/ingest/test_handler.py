@@ -25,9 +25,10 @@ def logged() -> Iterator[io.StringIO]:
     """What the handler's logger writes (it holds the stdout of import time, not capsys's)."""
     sink = io.StringIO()
     stream_handler: Any = handler.logger.registered_handler
-    previous = stream_handler.setStream(sink)
+    # Swapped, not setStream(): that flushes the old stream, which a runner (mutmut) may close.
+    previous, stream_handler.stream = stream_handler.stream, sink
     yield sink
-    stream_handler.setStream(previous)
+    stream_handler.stream = previous
 
 
 def call(event: dict[str, Any]) -> tuple[int, dict[str, Any]]:

@@ -259,6 +259,8 @@ def engine_emitted() -> list[Emitted]:
         metrics.failed()
         metrics.order(accepted=True)
         metrics.order(accepted=False)
+        metrics.halted("drill")
+        metrics.reconciliation(1)
         metrics.schwab_refresh_token_days(4.5)
     return parse_emf(out.getvalue(), "engine")
 

@@ -1,12 +1,15 @@
-"""The Decisions table: every decision kept 30 days, newest first per symbol.
+"""The Decisions table: every decision kept 30 days, one row per triggering signal.
 
-Keys: ``PK = DECISION#<SYMBOL>``, ``SK = <ISO time>#<decision_id>``, ``ttl`` = decision
-time + 30 days. The time is the decision's ``sort_time``: the arrival of the signal that
-triggered it. That time and the decision id are both derived from the triggering signal,
-so every redelivery of a signal maps to the same key, and one conditional put
-(``attribute_not_exists``) makes "one decision per signal" a property of the table, even
-when Redis, the fast path of that check, is down. The id suffix keeps apart decisions
-whose signals arrived in the same millisecond (an MTF alert).
+Keys: ``PK = DECISION#<SYMBOL>``, ``SK = SIGNAL#<triggering signal id>`` (``DECISION#<id>``
+for a decision without a trigger), ``time_key = <ISO time>#<decision_id>``, ``ttl`` =
+decision time + 30 days. The row is keyed by the signal, never by its arrival time: the
+webhook republishes a redelivered alert with a new ``received_at``, so only the signal id
+is the same on every delivery. One conditional put (``attribute_not_exists``) therefore
+makes "one decision per signal" a property of the table, whatever Redis (the fast path of
+that check) remembers, and whichever engine task gets the message. A symbol's decisions
+in time order (latest, history) come from the ``symbol-time-index`` GSI on ``time_key``;
+the GSI is eventually consistent, which only delays a new decision in a listing by
+milliseconds. ``for_trigger`` reads the row itself, strongly consistent.
 """
 
 from __future__ import annotations
@@ -28,7 +31,8 @@ from kyperian.domain.models import Signal, iso_utc
 
 Item = dict[str, Any]
 _NOT_STORED_YET: Final = "attribute_not_exists(PK)"
-_KEYS: Final = frozenset({"PK", "SK", "ttl"})
+_KEYS: Final = frozenset({"PK", "SK", "ttl", "time_key"})
+TIME_INDEX: Final = "symbol-time-index"
 _SERIALIZER: Final = TypeSerializer()
 _DESERIALIZER: Final = TypeDeserializer()
 
@@ -37,7 +41,13 @@ def decision_pk(symbol: str) -> str:
     return f"DECISION#{symbol}"
 
 
-def decision_sk(moment: datetime, identifier: str) -> str:
+def decision_sk(trigger_signal_id: str | None, identifier: str) -> str:
+    """The row's sort key: the triggering signal's id (the same on every redelivery)."""
+    return f"SIGNAL#{trigger_signal_id}" if trigger_signal_id else f"DECISION#{identifier}"
+
+
+def time_key(moment: datetime, identifier: str) -> str:
+    """The GSI's sort key: time order, the id keeping apart decisions of one millisecond."""
     return f"{iso_utc(moment)}#{identifier}"
 
 
@@ -47,7 +57,8 @@ def decision_to_item(decision: Decision, ttl_days: int) -> Item:
     expires = int((decision.decided_at + timedelta(days=ttl_days)).timestamp())
     plain = {
         "PK": decision_pk(decision.symbol),
-        "SK": decision_sk(decision.sort_time, decision.decision_id),
+        "SK": decision_sk(decision.trigger_signal_id, decision.decision_id),
+        "time_key": time_key(decision.sort_time, decision.decision_id),
         "ttl": expires,
         **body,
     }
@@ -90,11 +101,12 @@ class DynamoDecisionStore(DecisionStore):
         condition = "PK = :pk"
         values: Item = {":pk": {"S": decision_pk(symbol)}}
         if before is not None:
-            condition += " AND SK < :before"
+            condition += " AND time_key < :before"
             values[":before"] = {"S": iso_utc(before)}
         try:
             response = self._client.query(
                 TableName=self.table_name,
+                IndexName=TIME_INDEX,
                 KeyConditionExpression=condition,
                 ExpressionAttributeValues=values,
                 ScanIndexForward=False,
@@ -118,7 +130,7 @@ class DynamoDecisionStore(DecisionStore):
         identifier = decision_id(signal.symbol, signal.signal_id, signal.received_at)
         key = {
             "PK": {"S": decision_pk(signal.symbol)},
-            "SK": {"S": decision_sk(signal.received_at, identifier)},
+            "SK": {"S": decision_sk(signal.signal_id, identifier)},
         }
         try:
             response = self._client.get_item(

@@ -17,6 +17,7 @@ from kyperian.adapters.brokers.venues import Venues
 from kyperian.domain.engine_ports import DecisionStore, SignalCache, SignalHistory
 from kyperian.engine.degraded import CacheCircuit
 from kyperian.engine.services import EngineServices
+from kyperian.execution import OrderExecutor
 from kyperian.fusion import FusionRules
 
 
@@ -54,6 +55,12 @@ def get_paper_broker(services: ServicesDep) -> PaperBroker:
     return services.broker
 
 
+def get_execution(services: ServicesDep) -> OrderExecutor:
+    if services.execution is None:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "no ledger configured")
+    return services.execution
+
+
 def get_venues(services: ServicesDep) -> Venues:
     return services.venues
 
@@ -73,6 +80,7 @@ HistoryDep = Annotated[SignalHistory, Depends(get_history)]
 CircuitDep = Annotated[CacheCircuit, Depends(get_circuit)]
 RulesDep = Annotated[FusionRules, Depends(get_rules)]
 PaperBrokerDep = Annotated[PaperBroker, Depends(get_paper_broker)]
+ExecutionDep = Annotated[OrderExecutor, Depends(get_execution)]
 VenuesDep = Annotated[Venues, Depends(get_venues)]
 ClockDep = Annotated[Callable[[], datetime], Depends(get_clock)]
 SymbolDep = Annotated[str, Depends(normalized_symbol)]

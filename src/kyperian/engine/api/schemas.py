@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
 from kyperian.domain.decisions import Decision
 from kyperian.domain.models import IsoTime, Signal
+from kyperian.execution import LedgerOrder
 
 
 class HealthStatus(BaseModel):
@@ -47,3 +49,30 @@ class DecisionPage(BaseModel):
     symbol: str
     decisions: list[Decision]
     next_before: IsoTime | None = None
+
+
+class AccountView(BaseModel):
+    """The ledger's account: money, the kill switch, and how orders are placed."""
+
+    model_config = ConfigDict(frozen=True)
+
+    venue: str
+    account_id: str
+    currency: str
+    cash: Decimal
+    equity: Decimal
+    """Cash plus every position at its last fill price."""
+    halted: bool
+    halt_reason: str | None
+    auto_trading: bool
+    approval_mode: bool
+    open_orders: int
+
+
+class HaltResult(BaseModel):
+    """The account after ``POST /halt`` and the flattening orders it placed, if asked."""
+
+    model_config = ConfigDict(frozen=True)
+
+    account: AccountView
+    flatten_orders: list[LedgerOrder]

@@ -2,28 +2,27 @@
 
 There is no market data feed in paper trading: each order carries the price its decision
 was made at, and that becomes the symbol's mark for valuing positions and for deciding
-whether a resting limit order is now marketable.
+whether a resting limit order is now marketable. Prices live in the venue's store, so
+every task values the account alike.
 """
 
 from __future__ import annotations
 
-import threading
 from decimal import Decimal
+
+from kyperian.adapters.brokers.paper.store import PaperVenueStore
 
 
 class PaperMarket:
-    """Thread-safe last prices (the API thread reads while the worker writes)."""
+    """Last prices, read and written through the venue's store."""
 
-    def __init__(self) -> None:
-        self._prices: dict[str, Decimal] = {}
-        self._lock = threading.Lock()
+    def __init__(self, store: PaperVenueStore) -> None:
+        self._store = store
 
     def mark(self, symbol: str, price: Decimal) -> None:
         """Record the latest price of a symbol."""
-        with self._lock:
-            self._prices[symbol] = price
+        self._store.set_price(symbol, price)
 
     def price(self, symbol: str) -> Decimal | None:
         """The latest price of a symbol, if one was ever seen."""
-        with self._lock:
-            return self._prices.get(symbol)
+        return self._store.price(symbol)

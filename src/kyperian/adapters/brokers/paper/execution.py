@@ -2,14 +2,16 @@
 
 Market orders fill at once at the order's reference price (or the last known price),
 less any configured slippage; limit orders fill when marketable and otherwise rest until
-``mark`` moves the price through them or they are cancelled. Cash, signed positions and
-average prices are kept in ``Decimal``. Nothing here touches the network, and the engine
-cannot tell this venue from a live one except through ``caps.paper``.
+``mark`` moves the price through them or they are cancelled. The account lives in a
+``PaperVenueStore`` (DynamoDB in the service), not in this object: cash and signed
+positions are derived, in ``Decimal``, from the stored orders, so every engine task sees
+one paper account and a restart changes nothing. A client order id is accepted once
+(the store's conditional write), as live venues do. Nothing here touches the network,
+and the engine cannot tell this venue from a live one except through ``caps.paper``.
 """
 
 from __future__ import annotations
 
-import itertools
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,6 +21,7 @@ from typing import ClassVar
 
 from kyperian.adapters.brokers.paper.config import PaperBrokerConfig
 from kyperian.adapters.brokers.paper.data import PaperMarket
+from kyperian.adapters.brokers.paper.store import PaperVenueStore
 from kyperian.domain.brokers import (
     Account,
     Broker,
@@ -64,8 +67,45 @@ class _Holding:
         self.quantity = after
 
 
+@dataclass
+class _View:
+    """One read of the venue's store, folded: cash, holdings, prices, orders."""
+
+    cash: Decimal
+    holdings: dict[str, _Holding]
+    prices: dict[str, Decimal]
+    orders: list[Order]
+    filled: list[Order]
+
+    def mark(self, symbol: str) -> Decimal:
+        holding = self.holdings.get(symbol, _Holding())
+        return self.prices.get(symbol) or holding.average_price
+
+    def equity(self) -> Decimal:
+        value = sum((h.quantity * self.mark(s) for s, h in self.holdings.items()), Decimal(0))
+        return self.cash + value
+
+    def gross(self, without: str | None = None) -> Decimal:
+        return sum(
+            (abs(h.quantity) * self.mark(s) for s, h in self.holdings.items() if s != without),
+            Decimal(0),
+        )
+
+    def position(self, symbol: str) -> Position:
+        holding = self.holdings[symbol]
+        mark = self.mark(symbol)
+        return Position(
+            symbol=symbol,
+            quantity=holding.quantity,
+            average_price=holding.average_price,
+            market_price=mark,
+            market_value=holding.quantity * mark,
+            unrealized_pnl=holding.quantity * (mark - holding.average_price),
+        )
+
+
 class PaperBroker(Broker):
-    """A simulated venue with one account in ``config.currency``."""
+    """A simulated venue with one account in ``config.currency``, kept in ``store``."""
 
     name: ClassVar[str] = "paper"
     capability_overrides: ClassVar[dict[str, bool]] = {
@@ -76,19 +116,14 @@ class PaperBroker(Broker):
 
     def __init__(
         self,
+        store: PaperVenueStore,
         config: PaperBrokerConfig | None = None,
-        market: PaperMarket | None = None,
         clock: Callable[[], datetime] = _utc_now,
     ) -> None:
         self.config = config or PaperBrokerConfig()
-        self.market = market or PaperMarket()
+        self.store = store
+        self.market = PaperMarket(store)
         self._clock = clock
-        self._cash = self.config.starting_cash
-        self._holdings: dict[str, _Holding] = {}
-        self._orders: dict[str, Order] = {}
-        self._by_client: dict[str, str] = {}
-        self._fills: list[Fill] = []
-        self._ids = itertools.count(1)
         self._lock = threading.RLock()
 
     @property
@@ -101,66 +136,83 @@ class PaperBroker(Broker):
             }
         )
 
-    # --- account and positions ----------------------------------------------------------
+    # --- the books, derived from the stored orders ----------------------------------------
+
+    def _view(self) -> _View:
+        """The account as of now: one read of the store, folded into cash and holdings."""
+        snap = self.store.snapshot()
+        starting = snap.starting_cash
+        if starting is None:
+            starting = self.store.open(self.config.starting_cash)
+        cash = starting
+        holdings: dict[str, _Holding] = {}
+        filled = sorted(
+            (o for o in snap.orders if o.filled_quantity > 0),
+            key=lambda o: (o.updated_at, o.order_id),
+        )
+        for order in filled:
+            price = order.average_fill_price or Decimal(0)
+            holdings.setdefault(order.symbol, _Holding()).apply(
+                order.side.sign * order.filled_quantity, price
+            )
+            cash -= order.side.sign * order.filled_quantity * price
+            cash -= self.config.commission_per_order
+        return _View(cash, holdings, dict(snap.prices), list(snap.orders), filled)
 
     def account(self) -> Account:
-        with self._lock:
-            equity = self._equity()
-            gross = sum(
-                (abs(h.quantity) * self._mark(s, h) for s, h in self._holdings.items()), Decimal(0)
-            )
-            return Account(
-                account_id=self.config.account_id,
-                currency=self.config.currency,
-                cash=self._cash,
-                equity=equity,
-                buying_power=max(Decimal(0), equity * self.config.max_leverage - gross),
-            )
+        view = self._view()
+        equity = view.equity()
+        return Account(
+            account_id=self.config.account_id,
+            currency=self.config.currency,
+            cash=view.cash,
+            equity=equity,
+            buying_power=max(Decimal(0), equity * self.config.max_leverage - view.gross()),
+        )
 
     def positions(self) -> list[Position]:
-        with self._lock:
-            return [
-                self._position(s, h) for s, h in sorted(self._holdings.items()) if h.quantity != 0
-            ]
+        view = self._view()
+        return [view.position(s) for s, h in sorted(view.holdings.items()) if h.quantity != 0]
 
     def fills(self) -> list[Fill]:
-        """Every simulated execution, oldest first (paper only: for tests and the API)."""
-        with self._lock:
-            return list(self._fills)
-
-    def _mark(self, symbol: str, holding: _Holding) -> Decimal:
-        return self.market.price(symbol) or holding.average_price
-
-    def _equity(self) -> Decimal:
-        value = sum((h.quantity * self._mark(s, h) for s, h in self._holdings.items()), Decimal(0))
-        return self._cash + value
-
-    def _position(self, symbol: str, holding: _Holding) -> Position:
-        mark = self._mark(symbol, holding)
-        return Position(
-            symbol=symbol,
-            quantity=holding.quantity,
-            average_price=holding.average_price,
-            market_price=mark,
-            market_value=holding.quantity * mark,
-            unrealized_pnl=holding.quantity * (mark - holding.average_price),
-        )
+        """Every simulated execution, oldest first (paper orders fill whole, once)."""
+        return [
+            Fill(
+                fill_id=f"{order.order_id}-1",
+                order_id=order.order_id,
+                symbol=order.symbol,
+                side=order.side,
+                quantity=order.filled_quantity,
+                price=order.average_fill_price or Decimal(0),
+                commission=self.config.commission_per_order,
+                filled_at=order.updated_at,
+            )
+            for order in self._view().filled
+        ]
 
     # --- orders -------------------------------------------------------------------------
 
     def _submit(self, request: OrderRequest) -> Order:
         with self._lock:
-            if request.client_order_id in self._by_client:
+            view = self._view()
+            if any(o.client_order_id == request.client_order_id for o in view.orders):
                 raise InvalidOrderError(f"client_order_id {request.client_order_id} already used")
             if request.reference_price is not None:
                 self.market.mark(request.symbol, request.reference_price)
-            order = self._accept(request)
-            return self._try_fill(order)
+                view.prices[request.symbol] = request.reference_price
+            order = self._accept(request, view)
+            filled, problem = self._try_fill(order, view)
+            self.store.add(filled)
+            if problem:
+                raise InvalidOrderError(problem)
+            return filled
 
-    def _accept(self, request: OrderRequest) -> Order:
+    def _accept(self, request: OrderRequest, view: _View) -> Order:
         now = self._clock()
-        order = Order(
-            order_id=f"paper-{next(self._ids):08d}",
+        if request.order_type is OrderType.MARKET and request.symbol not in view.prices:
+            raise InvalidOrderError(f"no price known for {request.symbol}: nothing to fill at")
+        return Order(
+            order_id=f"paper-{request.client_order_id}",
             client_order_id=request.client_order_id,
             symbol=request.symbol,
             side=request.side,
@@ -172,19 +224,10 @@ class PaperBroker(Broker):
             submitted_at=now,
             updated_at=now,
         )
-        if order.order_type is OrderType.MARKET and self.market.price(order.symbol) is None:
-            raise InvalidOrderError(f"no price known for {order.symbol}: nothing to fill at")
-        self._store(order)
-        return order
 
-    def _store(self, order: Order) -> Order:
-        self._orders[order.order_id] = order
-        self._by_client[order.client_order_id] = order.order_id
-        return order
-
-    def _fill_price(self, order: Order) -> Decimal | None:
+    def _fill_price(self, order: Order, view: _View) -> Decimal | None:
         """Where the order executes now, or None if it is not marketable."""
-        price = self.market.price(order.symbol)
+        price = view.prices.get(order.symbol)
         if price is None:
             return None
         if order.order_type is OrderType.MARKET:
@@ -197,107 +240,84 @@ class PaperBroker(Broker):
             return min(price, limit) if price <= limit else None
         return max(price, limit) if price >= limit else None
 
-    def _try_fill(self, order: Order) -> Order:
-        price = self._fill_price(order)
+    def _try_fill(self, order: Order, view: _View) -> tuple[Order, str | None]:
+        """The order after trying to fill it now, and the reason if it was rejected."""
+        price = self._fill_price(order, view)
         if price is None:
             if order.time_in_force in {TimeInForce.IOC, TimeInForce.FOK}:
-                return self._close(order, OrderStatus.CANCELED, "not marketable")
-            return order
-        problem = self._risk_problem(order, price)
+                return self._close(order, OrderStatus.CANCELED, "not marketable"), None
+            return order, None
+        problem = self._risk_problem(order, price, view)
         if problem:
-            self._close(order, OrderStatus.REJECTED, problem)
-            raise InvalidOrderError(problem)
-        return self._execute(order, price)
+            return self._close(order, OrderStatus.REJECTED, problem), problem
+        return self._execute(order, price, view), None
 
-    def _risk_problem(self, order: Order, price: Decimal) -> str | None:
+    def _risk_problem(self, order: Order, price: Decimal, view: _View) -> str | None:
         """Why the account cannot take this fill (shorting, leverage), or None."""
-        holding = self._holdings.get(order.symbol, _Holding())
+        holding = view.holdings.get(order.symbol, _Holding())
         after = holding.quantity + order.side.sign * order.remaining
         if after < 0 and not self.config.allow_short:
             return f"selling {order.remaining} {order.symbol} would open a short position"
-        gross = sum(
-            (
-                abs(h.quantity) * self._mark(s, h)
-                for s, h in self._holdings.items()
-                if s != order.symbol
-            ),
-            Decimal(0),
-        )
-        gross += abs(after) * price
-        limit = (self._equity() - self.config.commission_per_order) * self.config.max_leverage
+        gross = view.gross(without=order.symbol) + abs(after) * price
+        limit = (view.equity() - self.config.commission_per_order) * self.config.max_leverage
         if gross > limit:
             return f"insufficient buying power: gross exposure {gross:.2f} over {limit:.2f}"
         return None
 
-    def _execute(self, order: Order, price: Decimal) -> Order:
-        quantity = order.remaining
-        now = self._clock()
-        self._holdings.setdefault(order.symbol, _Holding()).apply(order.side.sign * quantity, price)
-        self._cash -= order.side.sign * quantity * price + self.config.commission_per_order
-        self.market.mark(order.symbol, price)
-        self._fills.append(
-            Fill(
-                fill_id=f"{order.order_id}-{len(self._fills) + 1}",
-                order_id=order.order_id,
-                symbol=order.symbol,
-                side=order.side,
-                quantity=quantity,
-                price=price,
-                commission=self.config.commission_per_order,
-                filled_at=now,
-            )
-        )
-        filled = order.model_copy(
+    def _execute(self, order: Order, price: Decimal, view: _View) -> Order:
+        if view.prices.get(order.symbol) != price:
+            self.market.mark(order.symbol, price)
+            view.prices[order.symbol] = price
+        return order.model_copy(
             update={
                 "filled_quantity": order.quantity,
                 "average_fill_price": price,
                 "status": OrderStatus.FILLED,
-                "updated_at": now,
+                "updated_at": self._clock(),
             }
         )
-        return self._store(filled)
 
     def _close(self, order: Order, status: OrderStatus, reason: str) -> Order:
-        closed = order.model_copy(
+        return order.model_copy(
             update={"status": status, "reason": reason, "updated_at": self._clock()}
         )
-        return self._store(closed)
 
     def mark(self, symbol: str, price: Decimal) -> list[Order]:
         """Move a symbol's price and fill the resting limit orders it makes marketable."""
         with self._lock:
             self.market.mark(symbol, price)
-            resting = [o for o in self._orders.values() if o.symbol == symbol and o.status.is_open]
+            view = self._view()
+            view.prices[symbol] = price
+            resting = [o for o in view.orders if o.symbol == symbol and o.status.is_open]
             filled: list[Order] = []
             for order in resting:
-                try:
-                    filled.append(self._try_fill(order))
-                except InvalidOrderError:
-                    continue  # rejected and recorded with its reason by _try_fill
+                after, _ = self._try_fill(order, view)
+                if after != order and self.store.replace(after, order.status):
+                    filled.append(after)
             return [o for o in filled if o.status is OrderStatus.FILLED]
 
     def get_order(self, order_id: str) -> Order:
-        with self._lock:
-            order = self._orders.get(order_id)
-        if order is None:
+        order = self.store.find(order_id.removeprefix("paper-"))
+        if order is None or order.order_id != order_id:
             raise InvalidOrderError(f"unknown order {order_id}")
         return order
 
     def find_order(self, client_order_id: str) -> Order | None:
-        with self._lock:
-            order_id = self._by_client.get(client_order_id)
-            return self._orders[order_id] if order_id else None
+        return self.store.find(client_order_id)
 
     def cancel_order(self, order_id: str) -> Order:
         with self._lock:
             order = self.get_order(order_id)
             if not order.status.is_open:
                 raise InvalidOrderError(f"order {order_id} is {order.status}, not open")
-            return self._close(order, OrderStatus.CANCELED, "cancelled by request")
+            closed = self._close(order, OrderStatus.CANCELED, "cancelled by request")
+            if not self.store.replace(closed, order.status):
+                raise InvalidOrderError(f"order {order_id} changed meanwhile; read it again")
+            return closed
 
     def open_orders(self) -> list[Order]:
-        with self._lock:
-            return [o for o in self._orders.values() if o.status.is_open]
+        return [o for o in self._view().orders if o.status.is_open]
 
     def check(self) -> None:
-        """The simulated venue is always reachable."""
+        """The simulated venue is reachable when its store is."""
+        self.store.check()

@@ -1,4 +1,4 @@
-"""From decision to order: quantity, rounding, venue limits, exposure."""
+"""From decision to order: quantity, rounding, venue limits (kyperian.execution.sizing)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ from kyperian.adapters.brokers.paper import PaperBroker
 from kyperian.domain.brokers import Account, BrokerCapabilities, OrderSide, Position
 from kyperian.domain.decisions import Decision, Veto, VetoCode
 from kyperian.domain.models import Action
-from kyperian.engine.trading import AutoTrader, plan_order
+from kyperian.execution.sizing import plan_order
 from kyperian.fusion import FusionRules, fuse
 from tests.signal_factory import NOW, documented_signals
+from tests.unit.engine.fakes import MemoryPaperStore
 
 ACCOUNT = Account(
     account_id="a",
@@ -68,18 +69,6 @@ def test_nothing_is_planned_for_vetoed_unpriced_or_neutral_decisions() -> None:
     assert plan_order(_decision(Action.NEUTRAL, size=0.0), ACCOUNT, None, caps) is None
 
 
-def test_exposure_is_the_signed_position_value_over_equity() -> None:
-    # GIVEN a paper short of 100 shares at 100 on a 100 000 account
-    broker = PaperBroker()
-    trader = AutoTrader(broker)
-    assert trader.exposure("AAPL", 100.0) == 0.0
-    trader.execute(_decision(Action.SELL, size=0.1, price=100.0))
-
-    # WHEN the price moves to 110  THEN exposure is -100 x 110 / equity (which fell by 1 000)
-    broker.mark("AAPL", Decimal(110))
-    assert trader.exposure("AAPL", 110.0) == -(100 * 110) / 99000
-
-
 def test_the_documented_example_buys_the_documented_quantity() -> None:
     # GIVEN the decision of docs/fusion.md section 7 on a 100 000 paper account
 
@@ -87,7 +76,7 @@ def test_the_documented_example_buys_the_documented_quantity() -> None:
     decision = fuse(signals, FusionRules(), NOW, symbol="AAPL", trigger=signals[3])
 
     # WHEN the paper trader plans its order  THEN it buys 17.554976 shares at 194
-    request = plan_order(decision, ACCOUNT, None, PaperBroker().caps)
+    request = plan_order(decision, ACCOUNT, None, PaperBroker(MemoryPaperStore()).caps)
     assert request is not None
     assert (request.side, request.quantity) == (OrderSide.BUY, Decimal("17.554976"))
     assert request.reference_price == Decimal(194)

@@ -1,21 +1,18 @@
-"""Auto-trading: turn an actionable decision into one order on the configured broker.
+"""From an actionable decision to an order request: quantity, rounding, venue limits.
 
-The engine owns the rule from decision to order (size x equity / price, rounded to what
-the venue accepts); the broker only executes. An order is submitted once and never
-retried: after an uncertain failure the broker is asked whether the order exists.
+The engine owns this rule (size x equity / price, rounded down to what the venue takes);
+venues only execute. The client order id is the decision id: derived from the intent, the
+same on every redelivery, and what reconciliation looks the order up by at the venue.
 """
 
 from __future__ import annotations
 
-import math
 from decimal import ROUND_DOWN, Decimal
 from typing import Final
 
 from kyperian.domain.brokers import (
     Account,
-    Broker,
     BrokerCapabilities,
-    Order,
     OrderRequest,
     OrderSide,
     Position,
@@ -24,6 +21,11 @@ from kyperian.domain.decisions import Decision
 
 _FRACTION_STEP: Final = Decimal("0.000001")
 _WHOLE: Final = Decimal(1)
+
+
+def client_order_id(decision_id: str) -> str:
+    """The venue-facing id of a decision's order (32 hex: every venue's limit allows it)."""
+    return decision_id
 
 
 def plan_order(
@@ -51,7 +53,7 @@ def plan_order(
     if quantity <= 0:
         return None
     return OrderRequest(
-        client_order_id=decision.decision_id,
+        client_order_id=client_order_id(decision.decision_id),
         symbol=decision.symbol,
         side=side,
         quantity=quantity,
@@ -71,43 +73,3 @@ def _exits(decision: Decision, caps: BrokerCapabilities) -> dict[str, Decimal]:
         return {}
     exits = {"take_profit": decision.take_profit, "stop_loss": decision.stop_loss}
     return {name: Decimal(repr(value)) for name, value in exits.items() if value is not None}
-
-
-class AutoTrader:
-    """Sends actionable decisions to a broker and reports the symbol's exposure to fusion."""
-
-    def __init__(self, broker: Broker) -> None:
-        self.broker = broker
-
-    def exposure(self, symbol: str, price: float | None) -> float:
-        """Signed position value / equity; a non-positive equity counts as fully exposed."""
-        position = self.broker.position(symbol)
-        if position is None or position.quantity == 0:
-            return 0.0
-        mark = self._mark(position, price)
-        equity = self.broker.account().equity
-        if equity <= 0:
-            return math.copysign(1.0, float(position.quantity))
-        return float(position.quantity * mark / equity)
-
-    @staticmethod
-    def _mark(position: Position, price: float | None) -> Decimal:
-        if price is not None and math.isfinite(price) and price > 0:
-            return Decimal(repr(price))
-        return position.market_price or position.average_price
-
-    def execute(self, decision: Decision) -> Order | None:
-        """Submit the decision's order once; None when the plan says there is nothing to do."""
-        request = plan_order(
-            decision,
-            self.broker.account(),
-            self.broker.position(decision.symbol),
-            self.broker.caps,
-        )
-        if request is None:
-            return None
-        return self.broker.submit_order(request)
-
-    def reconcile(self, decision: Decision) -> Order | None:
-        """After an uncertain submit: the order the broker holds for this decision, if any."""
-        return self.broker.find_order(decision.decision_id)

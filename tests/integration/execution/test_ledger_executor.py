@@ -1,0 +1,274 @@
+"""One order per decision through the DynamoDB ledger and the paper venue, crashes included."""
+
+from __future__ import annotations
+
+import contextlib
+from decimal import Decimal
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from kyperian.domain.brokers import OrderRequest, OrderSide
+from kyperian.domain.decisions import Decision
+from kyperian.domain.models import Action
+from kyperian.engine.reconciler import Reconciler
+from kyperian.engine.telemetry import EngineMetrics
+from kyperian.execution import (
+    AccountKey,
+    ExecutionKind,
+    IllegalTransition,
+    OrderState,
+    compare,
+    fold_fills,
+)
+from tests.integration.execution.conftest import CrashingVenue, LedgerAws, SimulatedCrash
+from tests.signal_factory import NOW
+
+pytestmark = pytest.mark.integration
+
+
+def _decision(
+    decision_id: str = "d" * 32, action: Action = Action.BUY, size: float = 0.05, price: float = 100
+) -> Decision:
+    return Decision(
+        decision_id=decision_id, symbol="AAPL", action=action, score=0.5, confidence=0.8,
+        position_size=size, price=price, decided_at=NOW,
+    )  # fmt: skip
+
+
+def test_an_actionable_decision_gets_one_order_and_the_books_agree(ledger_aws: LedgerAws) -> None:
+    # GIVEN a fresh paper account of 100 000 and an executor on the shared ledger
+    account = ledger_aws.new_account()
+    executor = ledger_aws.executor(account)
+
+    # WHEN a 5 % BUY at 100 is executed, then executed again (a redelivery)
+    first = executor.execute(_decision())
+    again = ledger_aws.executor(account).execute(_decision())
+
+    # THEN one order of 50 is filled, recorded once in the ledger and once at the venue
+    assert first is not None
+    assert again is not None
+    assert (first.kind, first.order.state, first.order.quantity) == (
+        ExecutionKind.ORDERED,
+        OrderState.FILLED,
+        Decimal(50),
+    )
+    assert again.order == first.order
+    key = AccountKey(venue="paper", account_id=account)
+    ledger = ledger_aws.ledger()
+    venue = ledger_aws.venue(account)
+    assert len(ledger.orders(key)) == 1
+    assert len(venue.store.orders()) == 1
+    # AND the ledger's book equals its fills and the venue's book
+    assert {p.symbol: p.quantity for p in ledger.positions(key)} == {
+        s: p.quantity for s, p in fold_fills(ledger.fills(key)).items()
+    }
+    book = ledger.book(key)
+    assert book.account.cash == venue.account().cash == Decimal(95000)
+    assert compare(ledger.positions(key), venue.positions(), book.open_orders, []) == []
+
+
+def test_a_crash_before_the_venue_call_is_sent_once_after_the_lease(ledger_aws: LedgerAws) -> None:
+    # GIVEN a task that dies after recording the intent, before the venue sees anything
+    account = ledger_aws.new_account()
+    crashing = ledger_aws.executor(account, CrashingVenue(ledger_aws.venue(account), "before"))
+    with pytest.raises(SimulatedCrash):
+        crashing.execute(_decision())
+
+    # WHEN another task gets the redelivery while the lease holds, and again after it expired
+    busy = ledger_aws.executor(account).execute(_decision())
+    ledger_aws.clock.advance(31)
+    settled = ledger_aws.executor(account).execute(_decision())
+
+    # THEN it waits first, then asks the venue (nothing there) and sends exactly one order
+    assert busy is not None
+    assert settled is not None
+    assert busy.kind is ExecutionKind.BUSY
+    assert settled.order.state is OrderState.FILLED
+    assert len(ledger_aws.venue(account).store.orders()) == 1
+
+
+def test_a_crash_after_the_venue_accepted_is_reconciled_not_resent(ledger_aws: LedgerAws) -> None:
+    # GIVEN a task that dies after the venue filled the order, before the ledger knew
+    account = ledger_aws.new_account()
+    crashing = ledger_aws.executor(account, CrashingVenue(ledger_aws.venue(account), "after"))
+    with pytest.raises(SimulatedCrash):
+        crashing.execute(_decision())
+    key = AccountKey(venue="paper", account_id=account)
+    assert ledger_aws.ledger().positions(key) == []
+
+    # WHEN the redelivery comes after the lease
+    ledger_aws.clock.advance(31)
+    settled = ledger_aws.executor(account).execute(_decision())
+
+    # THEN the venue's order is found by client order id and booked; nothing is sent again
+    assert settled is not None
+    assert settled.order.state is OrderState.FILLED
+    assert len(ledger_aws.venue(account).store.orders()) == 1
+    [position] = ledger_aws.ledger().positions(key)
+    assert position.quantity == Decimal(50)
+
+
+def test_approval_mode_waits_for_a_person_then_sends_once(ledger_aws: LedgerAws) -> None:
+    # GIVEN approval mode
+    account = ledger_aws.new_account()
+    executor = ledger_aws.executor(account, approval=True, approval_seconds=60)
+
+    # WHEN two decisions arrive: one is approved, one rejected, a third left to expire
+    pending = executor.execute(_decision("a" * 32))
+    executor.execute(_decision("b" * 32))
+    executor.execute(_decision("c" * 32))
+    approved = executor.approve("a" * 32)
+    rejected = executor.reject("b" * 32)
+    ledger_aws.clock.advance(61)
+    expired = executor.expire_approvals()
+
+    # THEN only the approved one reached the venue; the others are recorded with their fate
+    assert pending is not None
+    assert pending.kind is ExecutionKind.PENDING_APPROVAL
+    assert approved.order.state is OrderState.FILLED
+    assert rejected.state is OrderState.REJECTED
+    assert expired == 1
+    assert [o.client_order_id for o in ledger_aws.venue(account).store.orders()] == ["a" * 32]
+    with pytest.raises(IllegalTransition):
+        executor.approve("c" * 32)
+
+
+def test_pending_orders_count_as_exposure(ledger_aws: LedgerAws) -> None:
+    # GIVEN a pending 5 % BUY waiting for approval
+    account = ledger_aws.new_account()
+    executor = ledger_aws.executor(account, approval=True)
+    executor.execute(_decision())
+
+    # WHEN another task reads the symbol's exposure  THEN the pending order counts
+    assert ledger_aws.executor(account).exposure("AAPL", 100.0) == pytest.approx(0.05)
+
+
+def test_the_kill_switch_refuses_new_orders_and_records_why(ledger_aws: LedgerAws) -> None:
+    # GIVEN a halted account
+    account = ledger_aws.new_account()
+    executor = ledger_aws.executor(account)
+    executor.open()
+    ledger_aws.ledger().set_halt(executor.account, True, "drill")
+
+    # WHEN a decision arrives  THEN it is refused with the reason and the venue sees nothing
+    refused = executor.execute(_decision())
+    assert refused is not None
+    assert refused.kind is ExecutionKind.REFUSED
+    assert refused.order.reason == "trading halted: drill"
+    assert ledger_aws.venue(account).store.orders() == []
+
+
+def test_positions_and_cash_equal_the_fills_after_buys_and_sells(ledger_aws: LedgerAws) -> None:
+    # GIVEN buys and sells at moving prices
+    account = ledger_aws.new_account()
+    executor = ledger_aws.executor(account)
+    steps = [(Action.BUY, 100.0), (Action.BUY, 110.0), (Action.SELL, 120.0), (Action.SELL, 90.0)]
+    for index, (action, price) in enumerate(steps):
+        executor.execute(_decision(f"{index:032d}", action, 0.05, price))
+
+    # THEN the ledger's positions and cash are exactly what its fills say, and the venue agrees
+    key = executor.account
+    ledger = ledger_aws.ledger()
+    fills = ledger.fills(key)
+    assert len(fills) == 4
+    folded = fold_fills(fills)
+    assert {p.symbol: p.quantity for p in ledger.positions(key)} == {
+        s: p.quantity for s, p in folded.items()
+    }
+    book = ledger.book(key)
+    assert book.account.cash == Decimal(100000) + sum((f.cash_change for f in fills), Decimal(0))
+    assert compare(ledger.positions(key), ledger_aws.venue(account).positions(), (), []) == []
+
+
+STEP = st.tuples(
+    st.integers(0, 2),  # which engine task
+    st.sampled_from(["deliver", "crash_before", "crash_after", "wait"]),
+)
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(st.lists(STEP, min_size=1, max_size=8))
+def test_no_interleaving_makes_two_orders_for_one_decision(
+    ledger_aws: LedgerAws, steps: list[tuple[int, str]]
+) -> None:
+    # GIVEN three engine tasks sharing one ledger and one paper venue
+    account = ledger_aws.new_account()
+    decision = _decision()
+
+    # WHEN the decision is delivered to them in any order, some dying before or after the venue
+    for task, step in steps:
+        if step == "wait":
+            ledger_aws.clock.advance(31)
+            continue
+        venue = ledger_aws.venue(account)
+        if step != "deliver":
+            venue = CrashingVenue(venue, step.removeprefix("crash_"))  # type: ignore[assignment]
+        with contextlib.suppress(SimulatedCrash):
+            ledger_aws.executor(account, venue).execute(decision)
+        assert len(ledger_aws.venue(account).store.orders()) <= 1, f"task {task}"
+
+    # THEN after every lease expired, one more delivery settles it: exactly one order
+    # at the venue, one in the ledger, and the books agree
+    ledger_aws.clock.advance(31)
+    final = ledger_aws.executor(account).execute(decision)
+    assert final is not None
+    assert final.resolved
+    assert len(ledger_aws.venue(account).store.orders()) == 1
+    key = AccountKey(venue="paper", account_id=account)
+    assert len(ledger_aws.ledger().orders(key)) == 1
+    assert [p.quantity for p in ledger_aws.ledger().positions(key)] == [Decimal(50)]
+
+
+def test_reconciliation_halts_the_account_on_a_mismatch(ledger_aws: LedgerAws) -> None:
+    # GIVEN a filled order, so ledger and venue agree
+    account = ledger_aws.new_account()
+    executor = ledger_aws.executor(account)
+    executor.execute(_decision())
+    reconciler = Reconciler(executor, EngineMetrics("test"), interval=60)
+    assert reconciler.run_once() == []
+
+    # WHEN the venue holds a position the ledger never booked (an order placed by hand)
+    ledger_aws.venue(account).submit_order(
+        OrderRequest(
+            client_order_id="by-hand",
+            symbol="MSFT",
+            side=OrderSide.BUY,
+            quantity=Decimal(3),
+            reference_price=Decimal(50),
+        )
+    )
+    [mismatch] = reconciler.run_once()
+
+    # THEN the mismatch names both sides and the account is halted for every task
+    assert (mismatch.kind, mismatch.subject, mismatch.ledger, mismatch.venue) == (
+        "position",
+        "MSFT",
+        "0",
+        "3",
+    )
+    halted = ledger_aws.ledger().account(executor.account)
+    assert halted is not None
+    assert halted.halted
+    assert "reconciliation" in (halted.halt_reason or "")
+
+
+def test_gross_exposure_on_the_whole_book_vetoes_new_entries(ledger_aws: LedgerAws) -> None:
+    # GIVEN a 5 % AAPL position and a book limit of 8 % gross
+    account = ledger_aws.new_account()
+    executor = ledger_aws.executor(account, max_gross_exposure=0.08)
+    executor.execute(_decision())
+    msft = _decision("m" * 32).model_copy(update={"symbol": "MSFT"})
+
+    # WHEN a 5 % MSFT entry is checked  THEN it is vetoed with the arithmetic in the reason
+    veto = executor.risk_veto(msft)
+    assert veto is not None
+    assert veto.code.value == "MAX_GROSS_EXPOSURE"
+    assert "0.0500 + 0.0500" in veto.reason
+    # AND a sell that reduces the AAPL position is never vetoed
+    assert executor.risk_veto(_decision("s" * 32, Action.SELL)) is None
