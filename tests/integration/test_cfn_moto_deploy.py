@@ -250,7 +250,19 @@ def test_decisions_table_has_keys(deployed: Deployed) -> None:
         {"AttributeName": "PK", "KeyType": "HASH"},
         {"AttributeName": "SK", "KeyType": "RANGE"},
     ]
-    assert table.get("GlobalSecondaryIndexes", []) == []
+    # One row per triggering signal; time order comes from the GSI (latest, history).
+    assert [
+        (i["IndexName"], i["KeySchema"], i["Projection"]) for i in table["GlobalSecondaryIndexes"]
+    ] == [
+        (
+            "symbol-time-index",
+            [
+                {"AttributeName": "PK", "KeyType": "HASH"},
+                {"AttributeName": "time_key", "KeyType": "RANGE"},
+            ],
+            {"ProjectionType": "ALL"},
+        )
+    ]
 
 
 def test_table_arn_export_points_at_the_table(deployed: Deployed) -> None:
