@@ -8,7 +8,7 @@ PYTHON_SOURCES := src tests benchmarks scripts
 # Mutation testing covers the code that decides: execution/ joins as soon as it exists.
 MUTATE_PATHS := src/kyperian/ingest src/kyperian/fusion $(wildcard src/kyperian/execution)
 
-.PHONY: help install run test lint format unit integration bench redis loadtest lint-workflows lint-docker security package drill mutate
+.PHONY: help install run test lint format unit integration bench redis chromium browser loadtest lint-workflows lint-docker security package drill mutate
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -22,6 +22,12 @@ install: .venv/.installed ## create .venv with the locked dependencies
 
 redis: ## make sure a redis-server binary is available (tests start their own)
 	@scripts/ensure-redis.sh
+
+chromium: ## make sure Debian's chromium and chromedriver are available (the browser tests)
+	@scripts/ensure-chromium.sh
+
+browser: install redis chromium ## the cockpit in headless chromium against the local stack; screenshots in reports/browser/
+	$(RUN) pytest tests/browser -q
 
 run: install redis ## start the whole system locally (foreground; Ctrl-C stops it)
 	$(RUN) kyperian up
@@ -42,7 +48,7 @@ unit: install ## unit tests only
 integration: install redis ## integration tests only (moto, real redis-server)
 	$(RUN) pytest tests/integration -q
 
-test: install redis lint security ## install everything, lint, scan, run every test
+test: install redis chromium lint security ## install everything, lint, scan, run every test
 	$(RUN) pytest -q
 
 bench: install redis ## print latency figures (p50/p95/p99) against the specification's budgets

@@ -250,8 +250,10 @@ def main() -> None:
     print("engine (warm, in-process; budgets from issue 3; ECS processing budget 50 ms)")
     bench_reference()
     bench_fusion()
+    from .bench_worker_batch import bench_batches  # noqa: PLC0415 - it imports this module
+
     with _redis_server() as port:
-        rows = bench_worker(port)
+        rows = bench_worker(port) + bench_batches(port)
     for figures in rows:
         print(figures.line(), flush=True)
 

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Lint and scan the CloudFormation templates in their own tool environment.
 #
-# cfn-lint must report no error and no warning; checkov must report no failed check.
+# cfn-lint must report no error and no warning; checkov must report no failed check, its own
+# and the project's policies in tools/checkov/kyperian_policies.py (PITR on every table replica,
+# TTL, DLQ, log retention, permissions boundary, no public bucket, runbook link in alarms).
 # The scanners live in .venv-scan/, apart from the project venv, because checkov's pins
 # conflict with the project's (urllib3 1.x breaks locust). The environment is synced from the
 # hashed lock tools/scan-requirements.txt only when the lock changed since the last sync.
@@ -36,9 +38,9 @@ if ! "$venv/bin/cfn-lint" --format parseable -- "${templates[@]}"; then
     status=1
 fi
 
-echo "cfn-check: checkov"
+echo "cfn-check: checkov (built-in checks and Kyperian's own, tools/checkov: CKV_KYP_*)"
 if ! "$venv/bin/checkov" -d cloudformation --framework cloudformation --compact --quiet \
-    --skip-download --output cli; then
+    --skip-download --external-checks-dir tools/checkov --output cli; then
     echo "cfn-check: checkov reported failed checks" >&2
     status=1
 fi

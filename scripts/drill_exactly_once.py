@@ -253,16 +253,39 @@ def _deliver(services: EngineServices, signal: Signal, attempt: int) -> str:
         return "CRASHED"
 
 
-def _quiet() -> None:
-    """Only warnings from the engine and none from the emulator's request log."""
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+@contextmanager
+def _environment() -> Iterator[None]:
+    """The drill's credentials and settings in the environment, restored afterwards."""
+    saved = {name: os.environ.get(name) for name in _CREDENTIALS}
+    os.environ.update(_CREDENTIALS)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+@contextmanager
+def _quiet() -> Iterator[None]:
+    """Only warnings from the engine and none from the emulator's request log, meanwhile."""
+    werkzeug = logging.getLogger("werkzeug")
+    levels = (werkzeug.level, logger.log_level)
+    werkzeug.setLevel(logging.ERROR)
     logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        werkzeug.setLevel(levels[0])
+        logger.setLevel(levels[1])
 
 
 def _child(kwargs: dict[str, Any], body: str, barrier: Any, results: Any) -> None:
     """An engine process: its own wiring, one delivery, released at the same moment as its twin."""
     os.environ.update(_CREDENTIALS)
-    _quiet()
+    logger.setLevel(logging.WARNING)  # a child process of its own: nothing to restore
     services = build_services(Settings(**kwargs))
     if services.execution is not None:
         services.execution.open()  # warm, as a running task is
@@ -297,9 +320,7 @@ def _two_processes(kwargs: dict[str, Any], signal: Signal) -> list[str]:
 
 def run(report: Callable[[str], None] = print) -> Counts:
     """Run every scenario and count; ``report`` gets one line per scenario and the verdict."""
-    os.environ.update(_CREDENTIALS)
-    _quiet()
-    with _emulator() as endpoint, _redis_server() as redis_port:
+    with _environment(), _quiet(), _emulator() as endpoint, _redis_server() as redis_port:
         session: Any = boto3.session.Session(region_name="us-east-1")
         clients = {name: session.client(name, endpoint_url=endpoint) for name in SERVICES}
         made = provision(clients, ENVIRONMENT, f"drill-{uuid.uuid4().hex}")

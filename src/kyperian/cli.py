@@ -437,6 +437,11 @@ def build_parser() -> argparse.ArgumentParser:
     decisions.set_defaults(run=_decisions)
     _add_ledger_commands(commands)
     broker_commands.add_commands(commands, DEFAULT_ENGINE)
+
+    # Deploy tooling (kyperian/ops) registers its own group; only the CLI imports ops.
+    from kyperian.ops.cli import add_commands  # noqa: PLC0415
+
+    add_commands(commands)
     return parser
 
 

@@ -15,6 +15,7 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from kyperian.domain.notices import DEFAULT_KINDS, NoticeKind
 from kyperian.fusion.rules import FusionRules
 
 
@@ -183,6 +184,33 @@ class Settings(BaseSettings):
     fusion: FusionRules = Field(default_factory=lambda: _fusion_rules_from_env())
     """Fusion rules, each read from ``KYPERIAN_FUSION_<RULE>`` (see docs/fusion.md)."""
 
+    # --- notifications and cockpit (docs/cockpit.md) ---
+    notify_telegram_secret_id: str | None = None
+    """Secrets Manager id of ``{"bot_token", "chat_id"}``; unset = no Telegram."""
+    notify_discord_secret_id: str | None = None
+    """Secrets Manager id of ``{"webhook_url"}`` (a Discord webhook); unset = no Discord."""
+    notify_slack_secret_id: str | None = None
+    """Secrets Manager id of ``{"webhook_url"}`` (a Slack incoming webhook); unset = no Slack."""
+    notify_sns_topic_arn: str | None = None
+    """SNS topic whose e-mail subscribers get notices; unset = no e-mail."""
+    notify_telegram_events: frozenset[NoticeKind] = DEFAULT_KINDS
+    """Kinds Telegram gets, as JSON (``["decision","veto"]``); add ``decision_other`` for all."""
+    notify_discord_events: frozenset[NoticeKind] = DEFAULT_KINDS
+    notify_slack_events: frozenset[NoticeKind] = DEFAULT_KINDS
+    notify_sns_events: frozenset[NoticeKind] = DEFAULT_KINDS
+    notify_symbols: frozenset[str] = frozenset()
+    """Only these symbols' notices (JSON list, upper case); empty = every symbol."""
+    notify_telegram_api_url: str = "https://api.telegram.org"
+    """Bot API base URL (a local receiver in tests)."""
+    notify_queue_size: int = Field(default=1000, ge=1, le=100000)
+    """Notices waiting per channel before the overflow is dead-lettered."""
+    notify_attempts: int = Field(default=4, ge=1, le=10)
+    """Tries per notice and channel (retrying only temporary failures)."""
+    notify_backoff_seconds: float = Field(default=2.0, ge=0, le=60)
+    """First retry delay; doubled on each retry, capped at 60 s."""
+    symbol_index_refresh_seconds: float = Field(default=3600, ge=0)
+    """How often a process rewrites a symbol's item in the board's symbol index."""
+
     # --- engine authentication ---
     engine_token: SecretStr | None = Field(default=None, min_length=16)
     """The engine API's bearer token (KYPERIAN_ENGINE_TOKEN): local stack and tests. When set,
@@ -205,6 +233,12 @@ class Settings(BaseSettings):
             secret_id = f"/kyperian/{self.environment}/engine/token"
             object.__setattr__(self, "engine_token_secret_id", secret_id)
         return self
+
+    # --- load (issue 15: throughput of the engine and the local stack) ---
+    worker_concurrency: int = Field(default=10, ge=1, le=16)
+    """Threads processing a received batch, one symbol per lane, each symbol kept in order
+    (KYPERIAN_WORKER_CONCURRENCY); 1 processes a batch one message at a time. With
+    ``auto_trading`` the worker uses one lane, so the book's exposure limit stays exact."""
 
     @model_validator(mode="after")
     def _derive_names(self) -> Settings:

@@ -265,6 +265,17 @@ def test_decisions_table_has_keys(deployed: Deployed) -> None:
     ]
 
 
+def test_ledger_table_has_keys_and_the_open_orders_index(deployed: Deployed) -> None:
+    table = deployed.dynamodb.describe_table(TableName="kyperian-staging-ledger")["Table"]
+    assert table["KeySchema"] == [
+        {"AttributeName": "PK", "KeyType": "HASH"},
+        {"AttributeName": "SK", "KeyType": "RANGE"},
+    ]
+    [index] = table["GlobalSecondaryIndexes"]
+    assert index["IndexName"] == "open-orders-index"
+    assert [k["AttributeName"] for k in index["KeySchema"]] == ["open_account", "SK"]
+
+
 def test_table_arn_export_points_at_the_table(deployed: Deployed) -> None:
     exports = {e["Name"]: e["Value"] for e in deployed.cloudformation.list_exports()["Exports"]}
     table = deployed.dynamodb.describe_table(TableName="kyperian-staging-signals")["Table"]

@@ -32,6 +32,7 @@ from kyperian.engine.api.routes import (
 from kyperian.engine.auth import install_auth
 from kyperian.engine.services import EngineServices, build_services
 from kyperian.engine.telemetry import logger
+from kyperian.engine.ui import routes as ui
 from kyperian.settings import get_settings
 
 PORT: Final = 8000
@@ -45,6 +46,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     if services is None:
         services = build_services(get_settings())
         app.state.services = services
+    if services.notifier is not None:
+        services.notifier.start()
     if services.reconciler is not None:
         services.reconciler.start()
     if services.worker is not None:
@@ -102,6 +105,8 @@ def create_app(services: EngineServices | None = None) -> FastAPI:
         venues.router,
     ):
         app.include_router(router)
+    app.include_router(ui.router)  # the cockpit (docs/cockpit.md)
+    app.mount("/ui/static", ui.static, name="ui-static")
     return app
 
 

@@ -15,7 +15,7 @@ recorded refusal. Adapters and queues stay behind ``kyperian.domain.engine_ports
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -23,6 +23,7 @@ from typing import Final
 
 from pydantic import ValidationError
 
+from kyperian.domain.activity import DecisionObserver, notify_all
 from kyperian.domain.decisions import Decision
 from kyperian.domain.engine_ports import (
     Claim,
@@ -112,6 +113,8 @@ class SignalProcessor:
         auto_trading: bool = False,
         lease_seconds: int = 60,
         clock: Callable[[], datetime] = _utc_now,
+        observers: Sequence[DecisionObserver] = (),
+        order_observers: Sequence[Callable[[Execution], None]] = (),
     ) -> None:
         self.cache = cache
         self.processed = processed
@@ -124,6 +127,8 @@ class SignalProcessor:
         self.auto_trading = auto_trading and execution is not None
         self.lease_seconds = lease_seconds
         self._clock = clock
+        self.observers = tuple(observers)
+        self.order_observers = tuple(order_observers)
         self._warmed: set[str] = set()
         self._warmed_generation = circuit.generation
 
@@ -185,6 +190,7 @@ class SignalProcessor:
         if not degraded:
             self._cache_decision(decision)
         self._report(signal, decision, now, degraded)
+        self._observe(signal, decision, degraded)
         if not self._trade(decision):
             return self._order_unresolved(signal, decision)
         self._finish(signal.signal_id)
@@ -321,6 +327,18 @@ class SignalProcessor:
             logger.warning("order refused", extra=details)
         else:
             logger.error("order outcome unknown; reconciling on the next delivery", extra=details)
+        for observer in self.order_observers:  # order notices (kyperian.adapters.notify.orders)
+            try:
+                observer(execution)
+            except Exception as exc:  # an observer's bug must never undo an order
+                logger.warning("order observer failed", extra={"error": type(exc).__name__})
+
+    def _observe(self, signal: Signal, decision: Decision, degraded: bool) -> None:
+        """Cockpit feed and notifications (observers must be quick; a failure is only logged)."""
+        for failure in notify_all(self.observers, signal, decision, degraded):
+            logger.warning(
+                "decision observer failed", extra={"error": f"{type(failure).__name__}: {failure}"}
+            )
 
     def _report(self, signal: Signal, decision: Decision, now: datetime, degraded: bool) -> None:
         latency_ms = (now - signal.received_at).total_seconds() * 1000

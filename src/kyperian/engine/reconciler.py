@@ -12,6 +12,7 @@ round is logged and retried next time, never fatal to the service.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 from kyperian.domain.errors import KyperianError
 from kyperian.engine.telemetry import EngineMetrics, logger
@@ -21,8 +22,16 @@ from kyperian.execution import Mismatch, OrderExecutor
 class Reconciler:
     """Runs ``OrderExecutor.reconcile`` now and then every ``interval`` seconds."""
 
-    def __init__(self, execution: OrderExecutor, metrics: EngineMetrics, interval: float) -> None:
+    def __init__(
+        self,
+        execution: OrderExecutor,
+        metrics: EngineMetrics,
+        interval: float,
+        on_mismatch: Callable[[str, list[Mismatch], str], None] | None = None,
+    ) -> None:
         self.execution = execution
+        self.on_mismatch = on_mismatch
+        """Told (account, mismatches, halt reason) after a halt: the notifier (docs/cockpit.md)."""
         self.metrics = metrics
         self.interval = interval
         self._stop = threading.Event()
@@ -43,6 +52,8 @@ class Reconciler:
             reason = f"reconciliation: {len(mismatches)} mismatch(es), first {mismatches[0]}"
             self.execution.halt(reason)
             self.metrics.halted(reason)
+            if self.on_mismatch is not None:
+                self.on_mismatch(str(self.execution.account), mismatches, reason)
         return mismatches
 
     def start(self) -> None:

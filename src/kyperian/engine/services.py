@@ -7,24 +7,33 @@ The only place that knows which concrete adapter backs each port. Tests build an
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final
 
-from kyperian.adapters.aws.clients import make_client
+from botocore.exceptions import BotoCoreError, ClientError
+
+from kyperian.adapters.aws.clients import classify, make_client
 from kyperian.adapters.aws.decisions import DynamoDecisionStore
 from kyperian.adapters.aws.ledger import DynamoLedger
 from kyperian.adapters.aws.paper_venue import DynamoPaperVenueStore
 from kyperian.adapters.aws.signal_history import DynamoSignalHistory
 from kyperian.adapters.aws.sqs import SqsWorkQueue
+from kyperian.adapters.aws.symbol_index import DynamoSymbolIndex
 from kyperian.adapters.brokers.paper import PaperBroker, PaperBrokerConfig
 from kyperian.adapters.brokers.venues import Venues
+from kyperian.adapters.cache.activity import RedisActivityFeed
 from kyperian.adapters.cache.redis import RedisCache, build_client
+from kyperian.adapters.notify import NotificationDispatcher, build_dispatcher
+from kyperian.adapters.notify.orders import MismatchNotifier, OrderNotifier
+from kyperian.domain.activity import ActivityFeed, SymbolIndex
 from kyperian.domain.brokers import Broker
 from kyperian.domain.engine_ports import DecisionStore, SignalCache, SignalHistory
 from kyperian.engine.degraded import CacheCircuit
 from kyperian.engine.processor import SignalProcessor
 from kyperian.engine.reconciler import Reconciler
 from kyperian.engine.telemetry import EngineMetrics, logger
+from kyperian.engine.ui.recorder import ActivityRecorder
 from kyperian.engine.venue_watch import VenueWatch
 from kyperian.engine.worker import QueueWorker
 from kyperian.execution import AccountKey, Ledger, OrderExecutor
@@ -51,6 +60,11 @@ class EngineServices:
     ledger: Ledger | None = None
     execution: OrderExecutor | None = None
     reconciler: Reconciler | None = None
+    # --- cockpit and notifications ---
+    feed: ActivityFeed | None = None
+    symbols: SymbolIndex | None = None
+    notifier: NotificationDispatcher | None = None
+    queue_depth: Callable[[], int] | None = None
     venues: Venues = field(default=None)  # type: ignore[assignment]  # built from settings
     """The live venues (``/broker/alpaca|ibkr|tda``), each built on first use."""
     watch: VenueWatch | None = None
@@ -60,12 +74,14 @@ class EngineServices:
             self.venues = Venues(self.settings)
 
     def close(self) -> None:
-        """Stop the reconciliation loop and release pooled connections at shutdown."""
+        """Stop the reconciliation loop and the notification senders, release connections."""
         if self.reconciler is not None:
             self.reconciler.stop()
         if self.watch is not None:
             self.watch.stop()
         self.venues.close()
+        if self.notifier is not None:
+            self.notifier.stop(timeout=2.0)  # what is left is dead-lettered, never lost silently
         if self.redis is not None:
             self.redis.close()
 
@@ -85,16 +101,45 @@ def _worker(settings: Settings, processor: SignalProcessor) -> QueueWorker | Non
         batch_size=settings.worker_batch_size,
         wait_seconds=settings.worker_wait_seconds,
         visibility_seconds=settings.worker_visibility_seconds,
+        concurrency=worker_lanes(settings),
     )
+
+
+def worker_lanes(settings: Settings) -> int:
+    """Lanes for a batch: one while auto trading, ``worker_concurrency`` otherwise.
+
+    Trading checks the book's gross exposure limit against a recent book, not a locked one:
+    two symbols decided at once could each pass the limit the pair exceeds. One lane keeps
+    the limit exact; without trading, lanes change nothing but the speed.
+    """
+    return 1 if settings.auto_trading else settings.worker_concurrency
+
+
+def _queue_depth(settings: Settings) -> Callable[[], int] | None:
+    """Messages waiting in the signal queue (visible ones), for the cockpit's health panel."""
+    url = settings.signal_queue_url
+    if not url:
+        return None
+    sqs = make_client("sqs", settings)
+
+    def depth() -> int:
+        try:
+            attributes = sqs.get_queue_attributes(
+                QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"]
+            )["Attributes"]
+        except (ClientError, BotoCoreError) as exc:
+            raise classify(exc, "reading the queue depth") from exc
+        return int(attributes["ApproximateNumberOfMessages"])
+
+    return depth
 
 
 def build_services(settings: Settings) -> EngineServices:
     """Real adapters: Redis, DynamoDB (decisions, signals, ledger), SQS, the paper venue and the
     configured live venues; orders go to ``KYPERIAN_BROKER_VENUE``."""
     rules = settings.fusion
-    redis = RedisCache(
-        build_client(settings), processed_ttl_seconds=settings.processed_marker_ttl_seconds
-    )
+    redis_client = build_client(settings)
+    redis = RedisCache(redis_client, processed_ttl_seconds=settings.processed_marker_ttl_seconds)
     dynamodb = make_client("dynamodb", settings)
     decisions = DynamoDecisionStore(settings.decisions_table, dynamodb, settings.decision_ttl_days)
     history = DynamoSignalHistory(settings.signals_table, dynamodb, rules.max_age_seconds)
@@ -118,6 +163,15 @@ def build_services(settings: Settings) -> EngineServices:
         lease_seconds=settings.order_lease_seconds,
         max_gross_exposure=settings.max_gross_exposure,
     )
+    # --- cockpit and notifications (kyperian.engine.ui, kyperian.adapters.notify) ---
+    feed = RedisActivityFeed(redis_client)
+    symbols = DynamoSymbolIndex(
+        settings.decisions_table,
+        dynamodb,
+        settings.decision_ttl_days,
+        settings.symbol_index_refresh_seconds,
+    )
+    notifier = build_dispatcher(settings)
     processor = SignalProcessor(
         cache=redis,
         processed=redis,
@@ -129,6 +183,8 @@ def build_services(settings: Settings) -> EngineServices:
         execution=execution,
         auto_trading=settings.auto_trading,
         lease_seconds=settings.worker_visibility_seconds,
+        observers=(ActivityRecorder(feed, symbols, circuit), notifier),
+        order_observers=(OrderNotifier(notifier),),
     )
     return EngineServices(
         settings=settings,
@@ -144,8 +200,15 @@ def build_services(settings: Settings) -> EngineServices:
         ledger=ledger,
         execution=execution,
         reconciler=Reconciler(
-            execution, EngineMetrics(settings.environment), settings.reconcile_seconds
+            execution,
+            EngineMetrics(settings.environment),
+            settings.reconcile_seconds,
+            on_mismatch=MismatchNotifier(notifier),
         ),
+        feed=feed,
+        symbols=symbols,
+        notifier=notifier,
+        queue_depth=_queue_depth(settings),
         venues=venues,
         watch=VenueWatch.start_for(venues),
     )

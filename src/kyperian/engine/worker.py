@@ -7,12 +7,20 @@ timeout, until the queue's redrive policy moves it to the dead-letter queue afte
 ``maxReceiveCount`` receives. On shutdown (SIGTERM -> uvicorn -> lifespan) the worker
 finishes the batch in hand, releases messages it received but did not start, and exits
 well inside ECS's 30-second stop timeout: nothing is lost, at worst it is redelivered.
+
+A batch is processed by up to ``concurrency`` threads, one lane per symbol: a symbol's
+messages run one after another in the order SQS delivered them (fusion reads the symbol's
+latest signals, so two of them must not race), different symbols run side by side while
+each waits on Redis or DynamoDB. What succeeded is then deleted in one batch call.
 """
 
 from __future__ import annotations
 
+import json
 import threading
 import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -53,6 +61,7 @@ class QueueWorker:
         wait_seconds: int = 10,
         visibility_seconds: int = 60,
         max_backoff_seconds: float = 30.0,
+        concurrency: int = 1,
     ) -> None:
         self.queue = queue
         self.processor = processor
@@ -60,6 +69,12 @@ class QueueWorker:
         self.wait_seconds = wait_seconds
         self.visibility_seconds = visibility_seconds
         self.max_backoff_seconds = max_backoff_seconds
+        self.concurrency = max(1, concurrency)
+        self._pool = (
+            ThreadPoolExecutor(self.concurrency, thread_name_prefix="sqs-lane")
+            if self.concurrency > 1
+            else None
+        )
         self.state = WorkerState.IDLE
         self.last_error: str | None = None
         self.last_poll_monotonic: float | None = None
@@ -88,7 +103,10 @@ class QueueWorker:
         if self.alive:
             self.state = WorkerState.STOPPING
         self._thread.join(timeout)
-        return not self.alive
+        stopped = not self.alive
+        if stopped and self._pool is not None:
+            self._pool.shutdown(wait=False)
+        return stopped
 
     def run_once(self) -> BatchReport:
         """Receive one batch and process it; released untouched if a stop came meanwhile."""
@@ -99,7 +117,7 @@ class QueueWorker:
         if self._stop.is_set():
             self.queue.release(messages)
             return BatchReport(received=len(messages), released=len(messages))
-        done = [m for m in messages if self.processor.handle(m).outcome.delete]
+        done = self._process(messages)
         failures = self._delete(done)
         return BatchReport(
             received=len(messages),
@@ -107,6 +125,18 @@ class QueueWorker:
             kept=len(messages) - len(done),
             delete_failures=len(failures),
         )
+
+    def _process(self, messages: list[QueueMessage]) -> list[QueueMessage]:
+        """Handle a batch, one lane per symbol; the messages that may be deleted."""
+        lanes = symbol_lanes(messages)
+        if self._pool is None or len(lanes) == 1:
+            return [m for lane in lanes for m in self._lane(lane)]
+        futures = [self._pool.submit(self._lane, lane) for lane in lanes]
+        return [m for future in futures for m in future.result()]
+
+    def _lane(self, lane: Sequence[QueueMessage]) -> list[QueueMessage]:
+        """One symbol's messages, in order."""
+        return [m for m in lane if self.processor.handle(m).outcome.delete]
 
     def _delete(self, done: list[QueueMessage]) -> list[str]:
         """Delete processed messages; one that fails comes back and is found already decided."""
@@ -146,3 +176,21 @@ class QueueWorker:
         )
         self._stop.wait(backoff)
         return backoff
+
+
+def ordering_key(message: QueueMessage) -> str:
+    """The symbol a message is about; an unreadable one gets a lane of its own."""
+    try:
+        detail = json.loads(message.body).get("detail")
+        symbol = detail.get("symbol") if isinstance(detail, dict) else None
+    except (ValueError, AttributeError):
+        symbol = None
+    return f"symbol:{symbol}" if isinstance(symbol, str) else f"message:{message.message_id}"
+
+
+def symbol_lanes(messages: Sequence[QueueMessage]) -> list[list[QueueMessage]]:
+    """The batch split by symbol, each lane in delivery order, lanes in first-seen order."""
+    lanes: dict[str, list[QueueMessage]] = {}
+    for message in messages:
+        lanes.setdefault(ordering_key(message), []).append(message)
+    return list(lanes.values())

@@ -44,10 +44,18 @@ def engine_token_secret_id(environment: str) -> str:
 
 
 def provision(
-    clients: dict[str, Any], environment: str, api_key: str, engine_token: str | None = None
+    clients: dict[str, Any],
+    environment: str,
+    api_key: str,
+    engine_token: str | None = None,
+    data_clients: dict[str, Any] | None = None,
 ) -> LocalResources:
-    """Deploy the data and messaging stacks, then store the API key (and engine token) secrets."""
-    data = deploy(clients["cloudformation"], "data", environment)
+    """Deploy the data and messaging stacks, then store the API key (and engine token) secrets.
+
+    ``data_clients`` reach the emulator that serves DynamoDB when it is not the same one
+    (the local stack runs DynamoDB in an emulator process of its own).
+    """
+    data = deploy((data_clients or clients)["cloudformation"], "data", environment)
     messaging = deploy(clients["cloudformation"], "messaging", environment)
     secret_id = api_key_secret_id(environment)
     clients["secretsmanager"].create_secret(Name=secret_id, SecretString=api_key)

@@ -1,10 +1,12 @@
 """``kyperian up``: the whole signal path on one machine, on embedded defaults.
 
-Starts, in order: moto in server mode (one port, every AWS service) provisioned with
-the stack's resources; a real ``redis-server`` on a free port; the engine service on
+Starts, in order: the AWS emulator (moto in server mode, ``kyperian.local.emulator``: one
+process for DynamoDB, one for every other service, both reachable on one port) provisioned
+with the stack's resources; a real ``redis-server`` on a free port; the engine service on
 :8000 with its queue worker; then the webhook gateway on :8080 emulating the HTTP API in
-front of the real Lambda handler. Every child gets the same ``KYPERIAN_*`` settings
-pointing at the emulator. Ctrl-C stops everything and frees the ports.
+front of the real Lambda handler. Every child gets the same ``KYPERIAN_*`` settings and
+botocore's endpoint variables pointing at the emulators. Ctrl-C stops everything and
+frees the ports.
 """
 
 from __future__ import annotations
@@ -80,13 +82,19 @@ def _clients(endpoint: str) -> dict[str, Any]:
 
 
 def child_environment(
-    settings: Settings, resources: LocalResources, endpoint: str
+    settings: Settings, resources: LocalResources, endpoint: str, dynamodb_endpoint: str
 ) -> dict[str, str]:
-    """Settings every child process shares: the emulator endpoint and resource names."""
+    """Settings every child process shares: the emulator endpoints and resource names.
+
+    botocore's own variables route the clients: ``AWS_ENDPOINT_URL`` for every service,
+    ``AWS_ENDPOINT_URL_DYNAMODB`` for DynamoDB's emulator. ``KYPERIAN_AWS_ENDPOINT_URL``
+    is left unset because an explicit endpoint would override the per-service one.
+    """
     return {
         **LOCAL_CREDENTIALS,
         "KYPERIAN_ENVIRONMENT": settings.environment,
-        "KYPERIAN_AWS_ENDPOINT_URL": endpoint,
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_ENDPOINT_URL_DYNAMODB": dynamodb_endpoint,
         "KYPERIAN_SIGNALS_TABLE": resources.signals_table,
         "KYPERIAN_DECISIONS_TABLE": resources.decisions_table,
         "KYPERIAN_LEDGER_TABLE": resources.ledger_table,
@@ -99,26 +107,57 @@ def child_environment(
     }
 
 
-def start(settings: Settings, supervisor: Supervisor, log_dir: Path) -> StackInfo:
-    """Start the emulator and the gateway under ``supervisor``; return how to reach them."""
-    _check_ports_free(settings)
-    log_dir.mkdir(parents=True, exist_ok=True)
+def _start_emulators(settings: Settings, supervisor: Supervisor, log_dir: Path) -> tuple[str, str]:
+    """Two moto processes: DynamoDB in one, every other service in the other.
+
+    One Python process runs on one core; split this way the webhook's two calls (a put to
+    the Signals table, an event to the bus) and the engine's (queue, Decisions table) run
+    on both cores. The main emulator relays DynamoDB calls to the other, so a client
+    given only its endpoint (the runbook drills, a user's aws CLI) still reaches the tables.
+    """
+    promised = (settings.local_aws_port, settings.gateway_port, settings.engine_port)
+    dynamodb_port = free_port(avoid=promised)
+    dynamodb = f"http://127.0.0.1:{dynamodb_port}"
+    supervisor.start(
+        Child(
+            "aws-dynamodb",
+            python_module("kyperian.local.emulator", "-H", "127.0.0.1", "-p", str(dynamodb_port)),
+            http_ok(f"{dynamodb}/moto-api/data.json"),
+            env=LOCAL_CREDENTIALS,
+            log=log_dir / "aws-dynamodb.log",
+        )
+    )
     endpoint = f"http://127.0.0.1:{settings.local_aws_port}"
+    argv = ["-H", "127.0.0.1", "-p", str(settings.local_aws_port), "--dynamodb", dynamodb]
     supervisor.start(
         Child(
             "aws-emulator",
-            python_module("moto.server", "-H", "127.0.0.1", "-p", str(settings.local_aws_port)),
+            python_module("kyperian.local.emulator", *argv),
             http_ok(f"{endpoint}/moto-api/data.json"),
             env=LOCAL_CREDENTIALS,
             log=log_dir / "aws-emulator.log",
         )
     )
+    return endpoint, dynamodb
+
+
+def start(settings: Settings, supervisor: Supervisor, log_dir: Path) -> StackInfo:
+    """Start the emulator and the gateway under ``supervisor``; return how to reach them."""
+    _check_ports_free(settings)
+    log_dir.mkdir(parents=True, exist_ok=True)
+    endpoint, dynamodb = _start_emulators(settings, supervisor, log_dir)
     given = settings.api_key.get_secret_value() if settings.api_key else None
     api_key = given or secrets.token_urlsafe(30)
     given_token = settings.engine_token.get_secret_value() if settings.engine_token else None
     engine_token = given_token or secrets.token_urlsafe(30)
-    resources = provision(_clients(endpoint), settings.environment, api_key, engine_token)
-    env = child_environment(settings, resources, endpoint)
+    resources = provision(
+        _clients(endpoint),
+        settings.environment,
+        api_key,
+        engine_token,
+        data_clients=_clients(dynamodb),
+    )
+    env = child_environment(settings, resources, endpoint, dynamodb)
     promised = (settings.local_aws_port, settings.gateway_port, settings.engine_port)
     redis_port = _start_redis(supervisor, log_dir, avoid=promised)
     env["KYPERIAN_REDIS_HOST"], env["KYPERIAN_REDIS_PORT"] = "127.0.0.1", str(redis_port)
@@ -145,6 +184,7 @@ def start(settings: Settings, supervisor: Supervisor, log_dir: Path) -> StackInf
                 "KYPERIAN_THROTTLE_RATE": str(settings.throttle_rate),
                 "KYPERIAN_THROTTLE_BURST": str(settings.throttle_burst),
                 "POWERTOOLS_SERVICE_NAME": "signal-validator",
+                "AWS_SDK_UA_APP_ID": "gateway",
             },
             log=log_dir / "gateway.log",
             restart=True,
@@ -153,6 +193,7 @@ def start(settings: Settings, supervisor: Supervisor, log_dir: Path) -> StackInf
     extra = (
         f"redis-server           127.0.0.1:{redis_port}",
         f"engine                 {engine_url}  (docs: {engine_url}/docs, sign in with the token)",
+        f"dashboard              {engine_url}/ui  (sign in with the engine token)",
     )
     return StackInfo(
         api_key, given is None, engine_token, given_token is None, gateway_url, endpoint,
@@ -197,6 +238,7 @@ def _start_engine(
     engine_env = {
         **env,
         "POWERTOOLS_SERVICE_NAME": "engine",
+        "AWS_SDK_UA_APP_ID": "engine",
         "KYPERIAN_ENGINE_TOKEN_SECRET_ID": engine_token_secret_id(settings.environment),
     }
     supervisor.start(

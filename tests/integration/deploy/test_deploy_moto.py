@@ -22,9 +22,9 @@ from typing import Any
 import boto3
 import pytest
 from moto import mock_aws
-from scripts import deploy
 
 from kyperian.local.templates import for_moto, load_yaml
+from kyperian.ops import deploy
 
 pytestmark = [
     pytest.mark.integration,

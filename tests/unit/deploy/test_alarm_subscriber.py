@@ -12,7 +12,9 @@ from typing import Any
 
 import boto3
 import pytest
-from scripts.deploy import (
+
+from kyperian.cli import main as kyperian
+from kyperian.ops.deploy import (
     DeployError,
     alarm_subscriber_problem,
     check_alarm_subscriber,
@@ -94,3 +96,29 @@ def test_dry_run_shows_the_plan_and_warns(
     # THEN the plan prints and the problem is shown as a warning
     assert code == 0
     assert "AlertEmail is empty" in capsys.readouterr().err
+
+
+def test_kyperian_deploy_apply_is_the_same_deploy(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN the package's command with the script's options
+    path = parameter_file(tmp_path, "production.json", "")
+    # WHEN it is asked for the plan
+    code = kyperian(
+        [
+            "deploy",
+            "apply",
+            "-e",
+            "production",
+            "--region",
+            "us-east-1",
+            "--parameters",
+            str(path),
+            "--dry-run",
+        ]
+    )
+    # THEN it prints the same plan and warning as scripts/deploy.py
+    captured = capsys.readouterr()
+    assert code == 0
+    assert captured.out.startswith("Deploy plan: environment production, region us-east-1")
+    assert "AlertEmail is empty" in captured.err

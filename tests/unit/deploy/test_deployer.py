@@ -14,7 +14,8 @@ from typing import Any
 import boto3
 import pytest
 from botocore.stub import ANY, Stubber
-from scripts.deploy import SPECS, Aws, Deployer, DeployError, Plan, Step
+
+from kyperian.ops.deploy import SPECS, Aws, Deployer, DeployError, Plan, Step
 
 STACK = "kyperian-staging-compute"
 CHANGE_SET = "arn:aws:cloudformation:us-east-1:123456789012:changeSet/deploy-1/abc"
@@ -202,3 +203,72 @@ def test_a_stack_busy_with_another_operation_is_not_touched(cfn: tuple[Any, Stub
     # WHEN / THEN this deploy waits its turn instead of queueing a change set behind it
     with pytest.raises(DeployError, match="another operation is running"):
         d.deploy(d.plan.steps[0])
+
+
+def dr_plan() -> Plan:
+    from pathlib import Path
+
+    from kyperian.ops.deploy import Artifacts, build_plan, load_parameter_file
+
+    parameters = load_parameter_file(
+        Path(__file__).resolve().parents[3] / "cloudformation" / "parameters" / "production.json"
+    )
+    return build_plan(
+        environment="production",
+        region="us-east-1",
+        parameters=parameters,
+        artifacts=Artifacts(image_tag=None, lambda_bucket=None, lambda_key=None),
+        only=["dr"],
+    )
+
+
+def test_the_secondary_failover_target_comes_from_the_dr_regions_api_stack(
+    cfn: tuple[Any, Stubber],
+) -> None:
+    # GIVEN the DR region's api stack with its origin target outputs
+    client, stubber = cfn
+    stubber.add_response(
+        "describe_stacks",
+        {
+            "Stacks": [
+                {
+                    "StackName": "kyperian-production-api",
+                    "CreationTime": NOW,
+                    "StackStatus": "UPDATE_COMPLETE",
+                    "Outputs": [
+                        {
+                            "OutputKey": "OriginTargetDomainName",
+                            "OutputValue": "d-abc.execute-api.us-west-2.amazonaws.com",
+                        },
+                        {"OutputKey": "OriginTargetHostedZoneId", "OutputValue": "Z2OJLYMUO9EFXC"},
+                    ],
+                }
+            ]
+        },
+        {"StackName": "kyperian-production-api"},
+    )
+    plan = dr_plan()
+    assert plan.dr_region == "us-west-2"
+    (step,) = plan.steps
+    # WHEN the dr step is prepared
+    filled = Deployer(plan, StubbedAws(client), out=lambda _: None).with_dr_targets(step)
+    # THEN the secondary record points at the DR API, with no edit of the parameter file
+    assert (
+        filled.parameters["DrOriginTargetDomainName"] == "d-abc.execute-api.us-west-2.amazonaws.com"
+    )
+    assert filled.parameters["DrOriginTargetHostedZoneId"] == "Z2OJLYMUO9EFXC"
+    assert step.parameters["DrOriginTargetDomainName"] == ""
+
+
+def test_without_a_dr_api_the_secondary_waits(cfn: tuple[Any, Stubber]) -> None:
+    client, stubber = cfn
+    stubber.add_client_error(
+        "describe_stacks",
+        service_error_code="ValidationError",
+        service_message="Stack with id kyperian-production-api does not exist",
+    )
+    lines: list[str] = []
+    (step,) = dr_plan().steps
+    filled = Deployer(dr_plan(), StubbedAws(client), out=lines.append).with_dr_targets(step)
+    assert filled.parameters["DrOriginTargetDomainName"] == ""
+    assert any("the secondary record waits" in line for line in lines)

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from scripts.deploy import (
+
+from kyperian.ops.deploy import (
     SPECS,
     STACKS,
     Artifacts,
@@ -19,6 +20,7 @@ from scripts.deploy import (
     alarm_names,
     build_plan,
     check_import_order,
+    compact_template,
     dashboard_name,
     format_changes,
     load_parameter_file,
@@ -342,3 +344,13 @@ def test_a_dead_letter_queue_alarm_never_blocks_or_rolls_back_a_deploy() -> None
     # a DLQ would refuse or roll back every deploy until drained), and the others still are
     assert "kyperian-production-dlq-not-empty" not in names
     assert "kyperian-production-high-error-rate" in names
+
+
+def test_a_template_over_the_inline_limit_is_sent_as_compact_json() -> None:
+    # GIVEN the largest template, whose YAML with comments is near CloudFormation's 51,200 bytes
+    body = (REPO / "cloudformation" / "cicd.yaml").read_text(encoding="utf-8")
+    # WHEN it is compacted
+    compact = compact_template(body)
+    # THEN it is the same template (long-form intrinsics), far below the limit
+    assert json.loads(compact) == load_template(REPO / "cloudformation" / "cicd.yaml")
+    assert len(compact.encode()) < 0.8 * 51_200

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 
+from hypothesis import given
+from hypothesis import strategies as st
+
+from kyperian.domain.engine_ports import QueueMessage
 from kyperian.domain.errors import TemporaryError
 from kyperian.domain.models import Signal
-from kyperian.engine.worker import QueueWorker, WorkerState
+from kyperian.engine.processor import Result
+from kyperian.engine.services import worker_lanes
+from kyperian.engine.worker import QueueWorker, WorkerState, ordering_key, symbol_lanes
+from kyperian.settings import Settings
 from tests.signal_factory import envelope, make_signal
 from tests.unit.engine.conftest import Engine
 from tests.unit.engine.fakes import MemoryQueue
@@ -114,3 +122,117 @@ def test_queue_failures_back_off_and_a_stop_interrupts_the_pause(engine: Engine)
     assert time.monotonic() - started < 1
     assert worker.last_error is not None
     assert "sqs unreachable" in worker.last_error
+
+
+class _Watched:
+    """Wraps the processor's ``handle``: records per symbol the order and any overlap."""
+
+    def __init__(self, engine: Engine, pause: float = 0.002) -> None:
+        self._handle = engine.processor.handle
+        self._pause = pause
+        self._lock = threading.Lock()
+        self.order: dict[str, list[str]] = {}
+        self.active: dict[str, int] = {}
+        self.overlapped = False
+
+    def __call__(self, message: QueueMessage) -> Result:
+        symbol = json.loads(message.body)["detail"]["symbol"]
+        with self._lock:
+            self.order.setdefault(symbol, []).append(message.message_id)
+            self.active[symbol] = self.active.get(symbol, 0) + 1
+            self.overlapped |= self.active[symbol] > 1
+        time.sleep(self._pause)  # widen the window in which a second lane could overlap
+        try:
+            return self._handle(message)
+        finally:
+            with self._lock:
+                self.active[symbol] -= 1
+
+
+def test_a_symbols_messages_are_handled_in_delivery_order_never_two_at_once(
+    engine: Engine,
+) -> None:
+    # GIVEN one batch interleaving three symbols' signals, and a worker with four lanes
+    queue = MemoryQueue()
+    sent: dict[str, list[str]] = {}
+    for index in range(10):
+        symbol = ("AAPL", "MSFT", "TSLA")[index % 3]
+        timeframe = ("15m", "30m", "1h", "4h", "1D", "1W")[index % 6]
+        queue.send(f"m-{index}", envelope(make_signal(symbol=symbol, timeframe=timeframe)))
+        sent.setdefault(symbol, []).append(f"m-{index}")
+    watched = _Watched(engine)
+    engine.processor.handle = watched  # type: ignore[method-assign]
+    worker = QueueWorker(queue, engine.processor, batch_size=10, wait_seconds=0, concurrency=4)
+
+    # WHEN the batch is processed
+    report = worker.run_once()
+
+    # THEN each symbol saw its messages in delivery order, one at a time, and all were deleted
+    assert watched.order == sent
+    assert not watched.overlapped
+    assert report.deleted == 10
+    assert len(engine.decisions.items) == 10
+
+
+def test_different_symbols_are_handled_side_by_side(engine: Engine) -> None:
+    # GIVEN AAPL's handling waits until MSFT's has started, on a worker with two lanes
+    queue = MemoryQueue()
+    queue.send("m-aapl", envelope(make_signal(symbol="AAPL")))
+    queue.send("m-msft", envelope(make_signal(symbol="MSFT")))
+    msft_started = threading.Event()
+    saw_msft: list[bool] = []
+    handle = engine.processor.handle
+
+    def gated(message: QueueMessage) -> Result:
+        if message.message_id == "m-aapl":
+            saw_msft.append(msft_started.wait(timeout=5))
+        else:
+            msft_started.set()
+        return handle(message)
+
+    engine.processor.handle = gated  # type: ignore[method-assign]
+    worker = QueueWorker(queue, engine.processor, wait_seconds=0, concurrency=2)
+
+    # WHEN the batch is processed
+    report = worker.run_once()
+
+    # THEN MSFT ran while AAPL was still in hand (one lane would have waited it out)
+    assert saw_msft == [True]
+    assert report.deleted == 2
+
+
+@given(st.lists(st.sampled_from(["AAPL", "MSFT", "TSLA", None]), max_size=10))
+def test_lanes_partition_a_batch_by_symbol_keeping_delivery_order(
+    symbols: list[str | None],
+) -> None:
+    # GIVEN a batch of signals on a few symbols, with unreadable messages (None) among them
+    messages = [
+        QueueMessage(f"m-{i}", f"r-{i}", envelope(make_signal(symbol=s)) if s else "{not json", 1)
+        for i, s in enumerate(symbols)
+    ]
+
+    # WHEN it is split into lanes
+    lanes = symbol_lanes(messages)
+
+    # THEN every message is in exactly one lane, in delivery order, one symbol per lane,
+    # and each unreadable message has a lane of its own
+    flat = [m.message_id for lane in lanes for m in lane]
+    assert sorted(flat) == sorted(m.message_id for m in messages)
+    for lane in lanes:
+        keys = {ordering_key(m) for m in lane}
+        assert len(keys) == 1
+        ids = [int(m.message_id[2:]) for m in lane]
+        assert ids == sorted(ids)
+        if keys.pop().startswith("message:"):
+            assert len(lane) == 1
+    assert len(lanes) == len({s for s in symbols if s}) + symbols.count(None)
+
+
+def test_auto_trading_keeps_one_lane_so_the_book_limit_stays_exact() -> None:
+    # GIVEN the same worker settings with and without auto trading
+    quiet = Settings(worker_concurrency=8)
+    trading = Settings(worker_concurrency=8, auto_trading=True)
+
+    # THEN lanes run side by side only when no order can come out of a decision
+    assert worker_lanes(quiet) == 8
+    assert worker_lanes(trading) == 1

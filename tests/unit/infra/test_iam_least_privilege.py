@@ -40,7 +40,7 @@ UNSCOPABLE_WRITES: Final[dict[str, str]] = {
     "ec2:UnassignPrivateIpAddresses": "Lambda's VPC attachment (workload boundary only)",
 }
 READ_VERBS: Final = ("Describe", "Get", "List")
-PIPELINE_ROLES: Final = ("DeployRole", "CfnExecutionRole", "PlanRole")
+PIPELINE_ROLES: Final = ("DeployRole", "CfnExecutionRole", "PlanRole", "DriftRole")
 
 
 def as_list(value: Any) -> list[Any]:

@@ -1041,6 +1041,7 @@ REQUIREMENTS: list[Requirement] = [
             "KYPERIAN_APPROVAL_MODE": "true",
             "KYPERIAN_SIGNAL_QUEUE_URL": {"Fn::ImportValue": "production:SignalQueueUrl"},
             "KYPERIAN_REDIS_TLS": "true",
+            "KYPERIAN_ENGINE_TOKEN_SECRET_ID": "/kyperian/production/engine/token",
             "KYPERIAN_BROKER_VENUE": "paper",
         },
     ),

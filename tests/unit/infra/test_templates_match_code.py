@@ -48,6 +48,7 @@ def test_code_defaults_name_what_the_templates_create(environment: str) -> None:
         if r["Type"] == "AWS::SecretsManager::Secret"
     }
     assert settings.api_key_secret_id in secret_names
+    assert settings.engine_token_secret_id in secret_names
 
 
 @pytest.mark.parametrize("stack", ["api", "compute"])

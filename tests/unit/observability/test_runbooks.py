@@ -21,7 +21,6 @@ from typing import Final
 
 import jmespath  # type: ignore[import-untyped]  # no stubs; compile() only
 import pytest
-from scripts import deploy
 from scripts.runbook_commands import (
     CUSTOMIZATIONS,
     AwsCommand,
@@ -34,6 +33,7 @@ from scripts.runbook_commands import (
 )
 
 from kyperian.engine import admin
+from kyperian.ops import deploy
 from tests.unit.infra.cfn import load_parameter_file
 from tests.unit.observability.support import (
     DASHBOARDS,
@@ -53,6 +53,7 @@ OPERATIONS: Final = {
     "dlq-redrive",
     "rotate-api-key",
     "rollback-deployment",
+    "restore-point-in-time",
 }
 """The specification's operations and the ones on-call asked for; every other page is an alarm's."""
 SECTIONS: Final = ("Meaning", "Impact", "Diagnosis", "Mitigation", "Verification", "Escalation")

@@ -43,9 +43,11 @@ OPEN_ROUTES: Final = frozenset(
         ("GET", "/login"),
         ("HEAD", "/login"),
         ("POST", "/login"),
+        ("GET", "/ui/static/login.css"),  # the sign-in page's style (docs/cockpit.md)
+        ("HEAD", "/ui/static/login.css"),
     }
 )
-"""(method, path) pairs served without a caller: the health check and the login page."""
+"""(method, path) pairs served without a caller: the health check, the login page, its style."""
 SAFE_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
 CSRF_HEADER: Final = "x-csrf-token"
 CSRF_FIELD: Final = "csrf_token"

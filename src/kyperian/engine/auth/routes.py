@@ -25,7 +25,9 @@ MAX_LOGIN_BYTES: Final = 8 * 1024
 _LOCAL_HOSTS: Final = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
 _PAGE_HEADERS: Final = {
     "Cache-Control": "no-store",
-    "Content-Security-Policy": "default-src 'none'; form-action 'self'; frame-ancestors 'none'",
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'self'; form-action 'self'; frame-ancestors 'none'"
+    ),
     "X-Frame-Options": "DENY",
     "Referrer-Policy": "no-referrer",
 }
@@ -148,7 +150,8 @@ def _page(target: str, message: str, status_code: int) -> HTMLResponse:
     body = f"""<!doctype html>
 <html lang="en">
 <head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Kyperian: sign in</title></head>
+<title>Kyperian: sign in</title>
+<link rel="stylesheet" href="/ui/static/login.css"></head>
 <body>
 <main>
 <h1>Kyperian engine</h1>

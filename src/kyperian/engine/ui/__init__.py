@@ -1,0 +1,1 @@
+"""The trader's cockpit at ``/ui``: server-rendered panels over the engine's ports."""

@@ -1,0 +1,175 @@
+"""``kyperian deploy ...``: the ops commands, registered by kyperian/cli.py.
+
+Thin: parse, build the clients on the configurable endpoint (``make_client``), call the ops
+code, print, exit 0 when everything passed and 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from kyperian.adapters.aws.clients import make_client
+from kyperian.ops.bootstrap import Bootstrap, BootstrapError
+from kyperian.ops.deploy import add_arguments as add_deploy_arguments
+from kyperian.ops.deploy import run as run_deploy
+from kyperian.ops.drift import Drift
+from kyperian.ops.drift import markdown as drift_markdown
+from kyperian.ops.parameters import TEMPLATES, ParameterFile, load_parameter_file
+from kyperian.ops.preflight import ClientFactory, Preflight, report
+from kyperian.ops.preview import Preview, markdown
+from kyperian.settings import get_settings
+
+ENVIRONMENTS = ("staging", "production")
+
+
+def add_commands(commands: Any) -> None:
+    """Add ``deploy preflight`` and ``deploy bootstrap`` to the ``kyperian`` parser."""
+    deploy = commands.add_parser("deploy", help="checks and one-time setup of an AWS environment")
+    steps = deploy.add_subparsers(dest="deploy_command", required=True, metavar="STEP")
+
+    preflight = steps.add_parser(
+        "preflight",
+        help="check an account before any change set (read-only)",
+        description="Account and region, parameter file complete, alarm subscriber (production), "
+        "SSM prerequisites with their hosted zone and certificates, Lambda concurrency quota.",
+    )
+    _common(preflight)
+    preflight.add_argument("--account", help="the account id the deploy must run in")
+    preflight.set_defaults(run=_preflight)
+
+    bootstrap = steps.add_parser(
+        "bootstrap",
+        help="create the prerequisites no template creates (administrators, once)",
+        description="Find the hosted zone, request the ACM certificates with DNS validation in "
+        "each region that needs one, and put the /kyperian/<env>/config/* SSM parameters, for "
+        "the environment's parameter file and its -dr file.",
+    )
+    _common(bootstrap)
+    bootstrap.add_argument("--zone", required=True, help="public hosted zone, e.g. kyperian.com")
+    bootstrap.set_defaults(run=_bootstrap)
+
+    preview = steps.add_parser(
+        "preview",
+        help="print what a deploy would change, as Markdown (change sets, deleted after)",
+        description="A change set per existing stack (new stacks list their resources), "
+        "described as Markdown: additions, modifications, removals, replacements and why. "
+        "Nothing is deployed; the change sets are deleted.",
+    )
+    _common(preview)
+    preview.add_argument("--role-arn", help="CloudFormation execution role for the change sets")
+    preview.add_argument("--output", type=Path, help="also write the Markdown to this file")
+    preview.set_defaults(run=_preview)
+
+    drift = steps.add_parser(
+        "drift",
+        help="detect drift on every stack; exit 1 when a resource differs from its template",
+        description="CloudFormation drift detection on each deployed stack of the parameter "
+        "file; prints the drifted resources and properties as Markdown.",
+    )
+    _common(drift)
+    drift.add_argument("--output", type=Path, help="also write the Markdown to this file")
+    drift.set_defaults(run=_drift)
+
+    apply = steps.add_parser(
+        "apply",
+        help="deploy the stacks through change sets (what scripts/deploy.py runs)",
+        description="Deploy Kyperian's CloudFormation stacks with change sets, in dependency "
+        "order, with rollback triggers; the same options as scripts/deploy.py.",
+    )
+    add_deploy_arguments(apply)
+    apply.set_defaults(run=run_deploy)
+
+
+def _common(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--environment", "-e", required=True, choices=ENVIRONMENTS)
+    command.add_argument("--region", help="default: the parameter file's region, else AWS_REGION")
+    command.add_argument(
+        "--parameters", type=Path, help="default cloudformation/parameters/<env>.json"
+    )
+    command.add_argument("--endpoint-url", help="AWS endpoint, e.g. a moto server")
+
+
+def client_factory(endpoint_url: str | None) -> ClientFactory:
+    settings = get_settings()
+
+    def build(service: str, region: str) -> Any:
+        update = {"aws_region": region, "aws_endpoint_url": endpoint_url}
+        return make_client(service, settings.model_copy(update=update))
+
+    return build
+
+
+def _file(args: argparse.Namespace) -> tuple[ParameterFile, str]:
+    path = args.parameters or TEMPLATES / "parameters" / f"{args.environment}.json"
+    file = load_parameter_file(path)
+    if file.environment != args.environment:
+        raise ValueError(f"{path.name} is not a {args.environment} parameter file")
+    region = args.region or file.region() or os.environ.get("AWS_REGION")
+    if not region:
+        raise ValueError("no region: pass --region or set AWS_REGION")
+    return file, region
+
+
+def _preflight(args: argparse.Namespace) -> int:
+    try:
+        file, region = _file(args)
+    except (OSError, ValueError) as exc:
+        print(f"kyperian deploy preflight: {exc}", file=sys.stderr)
+        return 1
+    check = Preflight(file, region, client_factory(args.endpoint_url), args.account)
+    findings = check.run()
+    print(report(findings))
+    failed = [f for f in findings if not f.ok]
+    print(f"preflight: {len(findings) - len(failed)} ok, {len(failed)} failed")
+    return 0 if not failed else 1
+
+
+def _bootstrap(args: argparse.Namespace) -> int:
+    try:
+        file, region = _file(args)
+        files = [(file, region)]
+        dr_path = TEMPLATES / "parameters" / f"{args.environment}-dr.json"
+        if args.parameters is None and dr_path.is_file():
+            dr_file = load_parameter_file(dr_path)
+            files.append((dr_file, dr_file.region() or region))
+        actions = Bootstrap(files, args.zone, client_factory(args.endpoint_url)).run()
+    except (OSError, ValueError, BootstrapError, ClientError, BotoCoreError) as exc:
+        print(f"kyperian deploy bootstrap: {exc}", file=sys.stderr)
+        return 1
+    print("\n".join(actions))
+    print("bootstrap: done; certificates are usable once ACM shows them ISSUED (preflight checks)")
+    return 0
+
+
+def _preview(args: argparse.Namespace) -> int:
+    try:
+        file, region = _file(args)
+    except (OSError, ValueError) as exc:
+        print(f"kyperian deploy preview: {exc}", file=sys.stderr)
+        return 1
+    previews = Preview(file, region, client_factory(args.endpoint_url), args.role_arn).run()
+    text = markdown(file, region, previews)
+    print(text, end="")
+    if args.output:
+        args.output.write_text(text, encoding="utf-8")
+    return 1 if any(p.status == "error" for p in previews) else 0
+
+
+def _drift(args: argparse.Namespace) -> int:
+    try:
+        file, region = _file(args)
+    except (OSError, ValueError) as exc:
+        print(f"kyperian deploy drift: {exc}", file=sys.stderr)
+        return 1
+    drifts = Drift(file, region, client_factory(args.endpoint_url)).run()
+    text = drift_markdown(file, drifts)
+    print(text, end="")
+    if args.output:
+        args.output.write_text(text, encoding="utf-8")
+    return 1 if any(d.status in ("DRIFTED", "FAILED") for d in drifts) else 0

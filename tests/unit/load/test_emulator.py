@@ -1,0 +1,153 @@
+"""The emulator's timing middleware: every call counted per caller and operation, on demand."""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+from collections.abc import Iterable
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, make_server
+
+from jsonpath_ng import ext
+
+from kyperian.local.emulator import (
+    STATS_PATH,
+    Forward,
+    Timed,
+    remember_jsonpaths,
+    remember_moto_lookups,
+)
+
+
+class _Quiet(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        """No access log on the test's output."""
+
+
+def _moto_like(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+    start_response("200 OK", [("Content-Type", "application/json")])
+    return [b'{"ok":', b"true}"]
+
+
+def _call(app: Timed, **environ: str) -> tuple[str, bytes]:
+    status: list[str] = []
+    body = b"".join(app(dict(environ), lambda s, _h: status.append(s)))
+    return status[0], body
+
+
+def test_calls_are_timed_per_caller_and_operation_and_cleared_on_post() -> None:
+    # GIVEN the middleware around an app answering every call
+    app = Timed(_moto_like)
+
+    # WHEN the gateway and the engine call it, and an unnamed client too
+    ua = "Boto3/1.40 md/Botocore#1.41 app/{} os/linux"
+    for _ in range(3):
+        _call(
+            app,
+            PATH_INFO="/",
+            HTTP_USER_AGENT=ua.format("gateway"),
+            HTTP_X_AMZ_TARGET="DynamoDB_20120810.PutItem",
+        )
+    _call(
+        app,
+        PATH_INFO="/",
+        HTTP_USER_AGENT=ua.format("engine"),
+        HTTP_X_AMZ_TARGET="AmazonSQS.DeleteMessageBatch",
+    )
+    answer = _call(app, PATH_INFO="/moto-api/data.json", REQUEST_METHOD="GET")
+    status, body = _call(app, PATH_INFO=STATS_PATH, REQUEST_METHOD="GET")
+
+    # THEN the answers pass through whole and the figures say who called what how often
+    assert answer == ("200 OK", b'{"ok":true}')
+    calls = {(c["caller"], c["operation"]): c for c in json.loads(body)["calls"]}
+    assert status == "200 OK"
+    assert calls[("gateway", "DynamoDB_20120810.PutItem")]["count"] == 3
+    assert calls[("engine", "AmazonSQS.DeleteMessageBatch")]["count"] == 1
+    assert calls[("other", "GET /moto-api/data.json")]["count"] == 1
+    assert all(c["p50_ms"] <= c["p99_ms"] for c in calls.values())
+
+    # AND a POST clears them
+    _call(app, PATH_INFO=STATS_PATH, REQUEST_METHOD="POST")
+    assert json.loads(_call(app, PATH_INFO=STATS_PATH, REQUEST_METHOD="GET")[1])["calls"] == []
+
+
+def test_jsonpath_expressions_are_parsed_once_and_still_find_the_same() -> None:
+    # GIVEN the emulator's JSONPath memo (moto's EventBridge parses per event without it)
+    module: Any = ext
+    remember_jsonpaths()
+    remember_jsonpaths()  # a second call must not wrap the memo again
+
+    # WHEN the same expression is parsed twice and used
+    first, second = module.parse("$.detail.symbol"), module.parse("$.detail.symbol")
+
+    # THEN it is one parsed object, and it finds what a fresh parse finds
+    assert first is second
+    assert [m.value for m in first.find({"detail": {"symbol": "AAPL"}})] == ["AAPL"]
+    assert module.parse.__wrapped__("$.detail.symbol") is not first
+
+
+def test_dynamodb_calls_are_relayed_to_their_own_emulator_and_figures_merged() -> None:
+    # GIVEN a DynamoDB emulator serving on a loopback port, and the main one relaying to it
+    upstream = Timed(_moto_like)
+    server = make_server("127.0.0.1", 0, upstream, handler_class=_Quiet)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    seen: list[str] = []
+
+    def main_app(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        seen.append(environ["HTTP_X_AMZ_TARGET"])
+        start_response("200 OK", [])
+        return [b"{}"]
+
+    main = Timed(main_app, dynamodb=Forward(f"http://127.0.0.1:{server.server_port}"))
+    body = b'{"TableName":"t"}'
+    try:
+        # WHEN a DynamoDB call and an SQS call reach the main emulator
+        relayed = _call(
+            main,
+            PATH_INFO="/",
+            REQUEST_METHOD="POST",
+            CONTENT_LENGTH=str(len(body)),
+            CONTENT_TYPE="application/x-amz-json-1.0",
+            HTTP_X_AMZ_TARGET="DynamoDB_20120810.GetItem",
+            HTTP_USER_AGENT="Boto3 app/engine",
+            **{"wsgi.input": io.BytesIO(body)},  # type: ignore[arg-type]
+        )
+        _call(main, PATH_INFO="/", HTTP_X_AMZ_TARGET="AmazonSQS.ReceiveMessage")
+        merged = json.loads(_call(main, PATH_INFO=STATS_PATH, REQUEST_METHOD="GET")[1])
+    finally:
+        server.shutdown()
+
+    # THEN DynamoDB's answer came from its emulator, SQS stayed, and both are in the figures
+    assert relayed == ("200 OK", b'{"ok":true}')
+    assert seen == ["AmazonSQS.ReceiveMessage"]
+    calls = {(c["caller"], c["operation"]) for c in merged["calls"]}
+    assert calls == {
+        ("engine", "DynamoDB_20120810.GetItem"),
+        ("other", "AmazonSQS.ReceiveMessage"),
+    }
+
+
+def test_moto_lookups_are_made_once_and_answer_as_before() -> None:
+    # GIVEN moto's per-request lookups, answered once before the memo
+    from moto import backends as moto_backends
+    from moto.core import responses as moto_responses
+    from moto.dynamodb.responses import DynamoHandler
+
+    backends: Any = moto_backends
+    responses: Any = moto_responses
+    modules_before = list(backends.list_of_moto_modules())
+    names_before = responses.method_names_from_class(DynamoHandler)
+
+    # WHEN the emulator remembers them (twice: a second call must not wrap again)
+    remember_moto_lookups()
+    remember_moto_lookups()
+
+    # THEN the answers are the same, and the method list is one object, not rebuilt per call
+    assert list(backends.list_of_moto_modules()) == modules_before
+    assert "dynamodb" in modules_before
+    assert responses.method_names_from_class(DynamoHandler) == names_before
+    assert responses.method_names_from_class(DynamoHandler) is responses.method_names_from_class(
+        DynamoHandler
+    )
+    assert "put_item" in names_before

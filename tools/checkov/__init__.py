@@ -1,0 +1,1 @@
+"""checkov loads custom policies only from a package directory."""
