@@ -8,8 +8,9 @@ read-only (without it every cold start compiles every module again). Entries are
 carry a fixed timestamp and mode, and the bytecode is hash-based, so one commit gives one
 sha256 on a given toolchain.
 
-It must never ship the engine: ``kyperian.engine``, ``kyperian.local`` or ``kyperian.cli`` in
-the import closure, or fastapi/starlette/uvicorn/redis among the requirements, stop the build.
+It must never ship the engine: ``kyperian.engine``, ``kyperian.local``, ``kyperian.cli`` or a
+live broker adapter in the import closure, or fastapi/starlette/uvicorn/redis or a broker SDK
+(alpaca-py, schwab-py, ib-async, pandas, numpy) among the requirements, stop the build.
 
 The AWS SDK (boto3, botocore, s3transfer, urllib3, ...) is left to the python3.13 runtime by
 default (``uv export --prune boto3``): it is about two thirds of the package otherwise, and the
@@ -49,8 +50,29 @@ DEFAULT_OUTPUT: Final = ROOT / "build" / "lambda.zip"
 
 HANDLER_MODULE: Final = "kyperian.ingest.handler"
 PROJECT_PACKAGE: Final = "kyperian"
-FORBIDDEN_MODULES: Final = ("kyperian.engine", "kyperian.local", "kyperian.cli")
-FORBIDDEN_DISTRIBUTIONS: Final = frozenset({"fastapi", "starlette", "uvicorn", "redis", "hiredis"})
+FORBIDDEN_MODULES: Final = (
+    "kyperian.engine",
+    "kyperian.local",
+    "kyperian.cli",
+    "kyperian.adapters.brokers.alpaca",
+    "kyperian.adapters.brokers.ibkr",
+    "kyperian.adapters.brokers.schwab",
+)
+# The broker SDKs (and their heavy closures: pandas, numpy, authlib) are the engine's alone.
+FORBIDDEN_DISTRIBUTIONS: Final = frozenset(
+    {
+        "fastapi",
+        "starlette",
+        "uvicorn",
+        "redis",
+        "hiredis",
+        "alpaca-py",
+        "schwab-py",
+        "ib-async",
+        "pandas",
+        "numpy",
+    }
+)
 RUNTIME_SDK: Final = "boto3"
 PYTHON_VERSION: Final = "3.13"
 PLATFORMS: Final = {"x86_64": "x86_64-manylinux2014", "arm64": "aarch64-manylinux2014"}

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from kyperian import broker_commands
 from kyperian.client import (
     Answer,
     Unreachable,
@@ -435,6 +436,7 @@ def build_parser() -> argparse.ArgumentParser:
     decisions.add_argument("--engine", default=DEFAULT_ENGINE, help="engine URL")
     decisions.set_defaults(run=_decisions)
     _add_ledger_commands(commands)
+    broker_commands.add_commands(commands, DEFAULT_ENGINE)
 
     # Deploy tooling (kyperian/ops) registers its own group; only the CLI imports ops.
     from kyperian.ops.cli import add_commands  # noqa: PLC0415

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 from functools import lru_cache
+from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -151,8 +152,35 @@ class Settings(BaseSettings):
     broker_credentials: SecretStr | None = None
     """Live venues' credentials (JSON), from Secrets Manager (KYPERIAN_BROKER_CREDENTIALS).
 
-    Reserved for the Alpaca, Interactive Brokers and Schwab adapters; the paper venue needs none.
+    One section per venue (``alpaca``, ``schwab``, ``ibkr``), shape in docs/brokers.md; the
+    paper venue needs none.
     """
+
+    # --- live brokers (docs/brokers.md) ---
+    broker_venue: Literal["paper", "alpaca", "ibkr", "schwab"] = "paper"
+    """Which venue executes decisions when auto-trading (KYPERIAN_BROKER_VENUE, default paper).
+    A live venue must be configured, or the engine refuses to start."""
+    broker_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    """Timeout of one call to a live venue; a submit that times out is reconciled, not retried."""
+    broker_symbol_overrides: dict[str, dict[str, str]] = Field(default_factory=dict)
+    """Per venue, TradingView symbol -> venue symbol, winning over the mapping rules (JSON:
+    ``{"alpaca": {"BTCUSD": "BTC/USD"}}``); an empty value refuses the symbol."""
+    schwab_token_secret_id: str = ""
+    """Secrets Manager id of the shared Schwab OAuth token, which ``kyperian broker login
+    schwab`` writes; default ``/kyperian/<environment>/broker/schwab-token``."""
+    schwab_live_orders: bool = False
+    """Schwab has no paper environment: orders are refused unless this is true."""
+    schwab_account_number: str | None = None
+    """Which Schwab account trades (its plain number); default the first linked account."""
+    ibkr_host: str | None = None
+    """IB Gateway host (KYPERIAN_IBKR_HOST; ``127.0.0.1`` for the sidecar); unset = IB off."""
+    ibkr_port: int = Field(default=4002, ge=1, le=65535)
+    """IB Gateway API port: 4002 paper, 4001 live."""
+    ibkr_client_id: int = Field(default=17, ge=0)
+    """API client id; one per connected process."""
+    ibkr_account: str | None = None
+    """IB account to trade and report (default the gateway's first managed account)."""
+
     fusion: FusionRules = Field(default_factory=lambda: _fusion_rules_from_env())
     """Fusion rules, each read from ``KYPERIAN_FUSION_<RULE>`` (see docs/fusion.md)."""
 
@@ -221,6 +249,7 @@ class Settings(BaseSettings):
             "ledger_table": f"kyperian-{env}-ledger",
             "event_bus_name": f"kyperian-{env}-bus",
             "api_key_secret_id": f"/kyperian/{env}/api/key",
+            "schwab_token_secret_id": f"/kyperian/{env}/broker/schwab-token",
         }
         for name, value in defaults.items():
             if not getattr(self, name):

@@ -27,6 +27,7 @@ check                  yes       connectivity and credentials
 position               no        default: filters ``positions``
 close_position         no        default: market order for the opposite quantity
 status                 no        default: account + positions + open orders
+close                  no        default: nothing to release (IB: disconnect the Gateway)
 =====================  ========  ===========================================================
 """
 
@@ -86,9 +87,10 @@ class OrderStatus(StrEnum):
 class BrokerCapabilities(BaseModel):
     """What a venue supports. Defaults are the common denominator; venues override the rest.
 
-    Alpaca: fractional, short selling, stop, stop-limit, bracket, replace, crypto.
-    Interactive Brokers: short selling, stop, stop-limit, bracket, replace, extended hours.
-    Schwab: short selling, stop, stop-limit, extended hours; no fractional orders via API.
+    Alpaca: fractional, short selling, stop, stop-limit, bracket, replace, extended hours, crypto.
+    Interactive Brokers: short selling, stop, stop-limit, extended hours, crypto (Paxos).
+    Schwab: stop, stop-limit, extended hours; no fractions via the API (shorts and brackets
+    are not wired: see docs/brokers.md).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -132,6 +134,17 @@ class OrderRequest(BaseModel):
     reference_price: Decimal | None = Field(default=None, gt=0)
     """The price the decision was made at: paper fills there; live venues may use it as a collar."""
     decision_id: str | None = None
+    take_profit: Decimal | None = Field(default=None, gt=0)
+    """With ``stop_loss``: a bracket (the entry, then a limit exit here); venues need
+    ``caps.bracket_orders``."""
+    stop_loss: Decimal | None = Field(default=None, gt=0)
+    """With ``take_profit``: the bracket's protective stop."""
+    extended_hours: bool = False
+    """May execute outside regular hours (venues need ``caps.extended_hours``)."""
+
+    @property
+    def is_bracket(self) -> bool:
+        return self.take_profit is not None or self.stop_loss is not None
 
     @model_validator(mode="after")
     def _prices_match_type(self) -> OrderRequest:
@@ -145,6 +158,16 @@ class OrderRequest(BaseModel):
             raise ValueError(
                 f"{self.order_type} orders {'need' if needs_stop else 'take no'} stop_price"
             )
+        if self.take_profit is not None and self.stop_loss is not None:
+            low, high = (
+                (self.stop_loss, self.take_profit)
+                if self.side is OrderSide.BUY
+                else (self.take_profit, self.stop_loss)
+            )
+            if low >= high:
+                raise ValueError(
+                    "take_profit must be above stop_loss for a buy and below it for a sell"
+                )
         return self
 
 
@@ -301,6 +324,10 @@ class Broker(ABC):
             and request.quantity != request.quantity.to_integral_value()
         ):
             raise InvalidOrderError(f"{self.name} does not take fractional quantities")
+        if request.is_bracket and not caps.bracket_orders:
+            raise InvalidOrderError(f"{self.name} does not take bracket orders")
+        if request.extended_hours and not caps.extended_hours:
+            raise InvalidOrderError(f"{self.name} does not take extended-hours orders")
 
     # --- optional, with defaults ------------------------------------------------------
 
@@ -322,6 +349,9 @@ class Broker(ABC):
             reference_price=held.market_price,
         )
         return self.submit_order(request)
+
+    def close(self) -> None:  # noqa: B027 - optional hook with a do-nothing default
+        """Release connections at shutdown; most venues hold none."""
 
     def status(self, now: datetime) -> BrokerStatus:
         """Account, positions and open orders together, for reconciliation."""

@@ -106,6 +106,10 @@ class Decision(BaseModel):
     """When that signal reached the webhook: the decision's place in time and in the table."""
     price: float | None = None
     """Latest price carried by the signals used; the reference price for an order."""
+    take_profit: float | None = None
+    """The trigger alert's take-profit when it points the decision's way (bracket exit)."""
+    stop_loss: float | None = None
+    """The trigger alert's stop-loss when it points the decision's way (bracket stop)."""
     exposure: float = 0.0
     """Signed open exposure of the symbol (fraction of equity) when the decision was made."""
     decided_at: IsoTime

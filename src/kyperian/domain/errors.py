@@ -35,6 +35,14 @@ class TemporaryError(KyperianError):
     """A dependency failed in a way that may pass: retry later."""
 
 
+class RateLimited(TemporaryError):
+    """A venue asked us to slow down; ``retry_after`` seconds is when it will take calls again."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(f"{message} (retry in {retry_after:.0f} s)")
+        self.retry_after = retry_after
+
+
 class OperationalError(KyperianError):
     """A dependency is misconfigured or gone: retrying will not help, a human must act."""
 

@@ -133,6 +133,10 @@ class Signal(BaseModel):
     price: float | None = None
     confidence: float | None = Field(default=None, ge=0, le=100)
     indicators: dict[str, float] = Field(default_factory=dict)
+    take_profit: float | None = Field(default=None, gt=0)
+    """Optional exit above (buy) or below (sell) the price: with ``stop_loss``, a bracket."""
+    stop_loss: float | None = Field(default=None, gt=0)
+    """Optional protective stop on the other side of the price."""
     timestamp: IsoTime
     key_time: IsoTime
     received_at: IsoTime

@@ -27,6 +27,7 @@ from kyperian.engine.api.routes import (
     orders,
     positions,
     signals,
+    venues,
 )
 from kyperian.engine.auth import install_auth
 from kyperian.engine.services import EngineServices, build_services
@@ -101,6 +102,7 @@ def create_app(services: EngineServices | None = None) -> FastAPI:
         orders.router,
         positions.router,
         account.router,
+        venues.router,
     ):
         app.include_router(router)
     app.include_router(ui.router)  # the cockpit (docs/cockpit.md)

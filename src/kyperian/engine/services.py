@@ -8,7 +8,7 @@ The only place that knows which concrete adapter backs each port. Tests build an
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -21,17 +21,20 @@ from kyperian.adapters.aws.signal_history import DynamoSignalHistory
 from kyperian.adapters.aws.sqs import SqsWorkQueue
 from kyperian.adapters.aws.symbol_index import DynamoSymbolIndex
 from kyperian.adapters.brokers.paper import PaperBroker, PaperBrokerConfig
+from kyperian.adapters.brokers.venues import Venues
 from kyperian.adapters.cache.activity import RedisActivityFeed
 from kyperian.adapters.cache.redis import RedisCache, build_client
 from kyperian.adapters.notify import NotificationDispatcher, build_dispatcher
 from kyperian.adapters.notify.orders import MismatchNotifier, OrderNotifier
 from kyperian.domain.activity import ActivityFeed, SymbolIndex
+from kyperian.domain.brokers import Broker
 from kyperian.domain.engine_ports import DecisionStore, SignalCache, SignalHistory
 from kyperian.engine.degraded import CacheCircuit
 from kyperian.engine.processor import SignalProcessor
 from kyperian.engine.reconciler import Reconciler
 from kyperian.engine.telemetry import EngineMetrics, logger
 from kyperian.engine.ui.recorder import ActivityRecorder
+from kyperian.engine.venue_watch import VenueWatch
 from kyperian.engine.worker import QueueWorker
 from kyperian.execution import AccountKey, Ledger, OrderExecutor
 from kyperian.fusion import FusionRules
@@ -62,11 +65,21 @@ class EngineServices:
     symbols: SymbolIndex | None = None
     notifier: NotificationDispatcher | None = None
     queue_depth: Callable[[], int] | None = None
+    venues: Venues = field(default=None)  # type: ignore[assignment]  # built from settings
+    """The live venues (``/broker/alpaca|ibkr|tda``), each built on first use."""
+    watch: VenueWatch | None = None
+
+    def __post_init__(self) -> None:
+        if self.venues is None:
+            self.venues = Venues(self.settings)
 
     def close(self) -> None:
         """Stop the reconciliation loop and the notification senders, release connections."""
         if self.reconciler is not None:
             self.reconciler.stop()
+        if self.watch is not None:
+            self.watch.stop()
+        self.venues.close()
         if self.notifier is not None:
             self.notifier.stop(timeout=2.0)  # what is left is dead-lettered, never lost silently
         if self.redis is not None:
@@ -122,7 +135,8 @@ def _queue_depth(settings: Settings) -> Callable[[], int] | None:
 
 
 def build_services(settings: Settings) -> EngineServices:
-    """Real adapters: Redis, DynamoDB (decisions, signals, ledger), SQS and the paper venue."""
+    """Real adapters: Redis, DynamoDB (decisions, signals, ledger), SQS, the paper venue and the
+    configured live venues; orders go to ``KYPERIAN_BROKER_VENUE``."""
     rules = settings.fusion
     redis_client = build_client(settings)
     redis = RedisCache(redis_client, processed_ttl_seconds=settings.processed_marker_ttl_seconds)
@@ -137,10 +151,13 @@ def build_services(settings: Settings) -> EngineServices:
             account_id=settings.paper_account_id, starting_cash=settings.paper_starting_cash
         ),
     )
+    metrics = EngineMetrics(settings.environment)
+    venues = Venues(settings, on_schwab_token=metrics.schwab_refresh_token_days)
+    venue, account_id = _executing_venue(settings, broker, venues)
     execution = OrderExecutor(
         ledger,
-        broker,
-        AccountKey(venue=broker.name, account_id=settings.paper_account_id),
+        venue,
+        AccountKey(venue=venue.name, account_id=account_id),
         approval=settings.approval_mode,
         approval_seconds=settings.approval_seconds,
         lease_seconds=settings.order_lease_seconds,
@@ -162,7 +179,7 @@ def build_services(settings: Settings) -> EngineServices:
         history=history,
         rules=rules,
         circuit=circuit,
-        metrics=EngineMetrics(settings.environment),
+        metrics=metrics,
         execution=execution,
         auto_trading=settings.auto_trading,
         lease_seconds=settings.worker_visibility_seconds,
@@ -192,4 +209,20 @@ def build_services(settings: Settings) -> EngineServices:
         symbols=symbols,
         notifier=notifier,
         queue_depth=_queue_depth(settings),
+        venues=venues,
+        watch=VenueWatch.start_for(venues),
     )
+
+
+def _executing_venue(settings: Settings, paper: PaperBroker, venues: Venues) -> tuple[Broker, str]:
+    """The venue the ledger's orders go to (KYPERIAN_BROKER_VENUE) and its ledger account id.
+
+    A live venue named but not configured stops the start (``VenueNotConfigured`` names the
+    setting). Paper and live accounts of one venue never share ledger rows.
+    """
+    if settings.broker_venue == "paper":
+        return paper, settings.paper_account_id
+    broker = venues.get(settings.broker_venue)
+    mode = "paper" if broker.caps.paper else "live"
+    logger.warning("orders go to a live venue", extra={"venue": broker.name, "mode": mode})
+    return broker, f"{broker.name}-{mode}"

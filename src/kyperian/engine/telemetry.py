@@ -92,3 +92,7 @@ class EngineMetrics:
     def refused(self, reason: str) -> None:
         """An API request refused: ``unauthenticated``, ``csrf`` or ``unavailable``."""
         self._emit("EngineRequestsRefused", MetricUnit.Count, 1, reason=reason)
+
+    def schwab_refresh_token_days(self, days: float) -> None:
+        """Days before the Schwab refresh token expires; an alarm fires days ahead."""
+        self._emit("SchwabRefreshTokenDaysLeft", MetricUnit.Count, round(days, 2))

@@ -215,6 +215,8 @@ class OrderExecutor:
             side=OrderSide.BUY if decision.action.direction > 0 else OrderSide.SELL,
             quantity=request.quantity if request else Decimal(0),
             reference_price=request.reference_price if request else None,
+            take_profit=request.take_profit if request else None,
+            stop_loss=request.stop_loss if request else None,
             created_at=now,
             updated_at=now,
         )
@@ -301,6 +303,8 @@ class OrderExecutor:
             quantity=order.quantity,
             reference_price=order.reference_price,
             decision_id=order.decision_id,
+            take_profit=order.take_profit,
+            stop_loss=order.stop_loss,
         )
         try:
             venue_order = self.venue.submit_order(request)

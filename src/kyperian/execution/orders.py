@@ -167,6 +167,9 @@ class LedgerOrder(BaseModel):
     """Zero only for an intent refused before sizing produced anything to trade."""
     order_type: OrderType = OrderType.MARKET
     reference_price: Decimal | None = None
+    take_profit: Decimal | None = None
+    """With ``stop_loss``: sent as a bracket (only to venues that take brackets)."""
+    stop_loss: Decimal | None = None
     state: OrderState = OrderState.INTENT
     venue_order_id: str | None = None
     filled_quantity: Decimal = Decimal(0)

@@ -37,7 +37,8 @@ def plan_order(
     """The market order for a decision, or None when there is nothing (or too little) to trade.
 
     Quantity = size x equity / price, rounded down to the venue's step (whole units when
-    it takes no fractions). Without short selling a sell only reduces a long position.
+    it takes no fractions). Without short selling a sell only reduces a long position. The
+    alert's take-profit and stop-loss make it a bracket where the venue takes brackets.
     """
     if not decision.actionable or decision.price is None or account.equity <= 0:
         return None
@@ -58,4 +59,17 @@ def plan_order(
         quantity=quantity,
         reference_price=price,
         decision_id=decision.decision_id,
+        **_exits(decision, caps),
     )
+
+
+def _exits(decision: Decision, caps: BrokerCapabilities) -> dict[str, Decimal]:
+    """The alert's take-profit/stop-loss as a bracket, where the venue takes brackets.
+
+    Venues without them (paper, IB and Schwab as wired) trade the entry alone; the exits stay
+    visible on the decision.
+    """
+    if not caps.bracket_orders:
+        return {}
+    exits = {"take_profit": decision.take_profit, "stop_loss": decision.stop_loss}
+    return {name: Decimal(repr(value)) for name, value in exits.items() if value is not None}

@@ -335,10 +335,18 @@ def fuse(
             "trigger_signal_id": trigger_id,
             "triggered_at": trigger.received_at if trigger else None,
             "price": _price(groups),
+            **_exits(trigger, action),
             "exposure": exposure,
             "decided_at": now,
         }
     )
+
+
+def _exits(trigger: Signal | None, action: Action) -> dict[str, float | None]:
+    """The trigger's take-profit and stop-loss, kept only when it points the decision's way."""
+    if trigger is None or action.direction == 0 or trigger.action.direction != action.direction:
+        return {}
+    return {"take_profit": trigger.take_profit, "stop_loss": trigger.stop_loss}
 
 
 def _check_arguments(

@@ -16,9 +16,18 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from typing import Any, Final, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from kyperian.domain.errors import Problem
 from kyperian.domain.models import Action, Signal, Source, Timeframe
@@ -322,15 +331,19 @@ class _Fields(BaseModel):
     confidence: float | None = None
     indicators: dict[str, float] = Field(default_factory=dict)
     timestamp: datetime | None = None
+    take_profit: float | None = None
+    stop_loss: float | None = None
 
-    @field_validator("price", mode="plain")
+    @field_validator("price", "take_profit", "stop_loss", mode="plain")
     @classmethod
-    def _price(cls, value: object) -> float | None:
+    def _price(cls, value: object, info: ValidationInfo) -> float | None:
         if value is None:
             return None
-        price = finite_number(value, "price")
+        price = finite_number(value, str(info.field_name))
         if not 0 < price <= MAX_PRICE:
-            raise ValueError(f"price must be greater than 0 and at most {MAX_PRICE:.0e}")
+            raise ValueError(
+                f"{info.field_name} must be greater than 0 and at most {MAX_PRICE:.0e}"
+            )
         return price
 
     @field_validator("confidence", mode="plain")
@@ -383,6 +396,22 @@ class _Opinion(_Fields):
     @classmethod
     def _timeframe(cls, value: object) -> Timeframe:
         return normalize_timeframe(value)
+
+    @model_validator(mode="after")
+    def _exits_fit_the_action(self) -> _Opinion:
+        """A buy's take-profit is above its stop-loss (and the price between); a sell's below."""
+        direction = self.action.direction
+        if direction == 0 and (self.take_profit is not None or self.stop_loss is not None):
+            raise ValueError("take_profit and stop_loss need a buy or sell action")
+        levels = [v for v in (self.stop_loss, self.price, self.take_profit) if v is not None]
+        ordered = levels if direction > 0 else levels[::-1]
+        if any(low >= high for low, high in pairwise(ordered)):
+            side = "below" if direction > 0 else "above"
+            raise ValueError(
+                f"for a {self.action} the stop_loss must be {side} the price and the "
+                f"take_profit on the other side"
+            )
+        return self
 
 
 class _Symbol(BaseModel):
@@ -477,6 +506,8 @@ def _to_signal(
         price=_first(opinion.price, defaults.price),
         confidence=_first(opinion.confidence, defaults.confidence),
         indicators=opinion.indicators or defaults.indicators,
+        take_profit=_first(opinion.take_profit, defaults.take_profit),
+        stop_loss=_first(opinion.stop_loss, defaults.stop_loss),
         timestamp=own_time or window.received_at,
         key_time=key_time,
         received_at=window.received_at,

@@ -668,6 +668,7 @@ REQUIREMENTS: list[Requirement] = [
             "EngineTokenSecret": "/kyperian/production/engine/token",
             "EngineTestHeaderSecret": "/kyperian/production/engine/test-header",
             "EngineOidcClientSecret": "/kyperian/production/engine/oidc-client-secret",
+            "SchwabTokenSecret": "/kyperian/production/broker/schwab-token",
         },
     ),
     Requirement(
@@ -677,20 +678,23 @@ REQUIREMENTS: list[Requirement] = [
         {"PasswordLength": 40, "ExcludePunctuation": True, "IncludeSpace": False},
     ),
     Requirement(
-        "production secrets replicate to the DR region",
+        "production secrets replicate to the DR region (not the Schwab token: engines write it)",
         "config",
-        of_type("AWS::SecretsManager::Secret", lambda p: p["ReplicaRegions"]),
+        of_type("AWS::SecretsManager::Secret", lambda p: p.get("ReplicaRegions")),
         {
-            name: [{"Region": "us-west-2"}]
-            for name in (
-                "ApiKeySecret",
-                "OriginSecret",
-                "BrokerCredentialsSecret",
-                "RedisAuthTokenSecret",
-                "EngineTokenSecret",
-                "EngineTestHeaderSecret",
-                "EngineOidcClientSecret",
-            )
+            **{
+                name: [{"Region": "us-west-2"}]
+                for name in (
+                    "ApiKeySecret",
+                    "OriginSecret",
+                    "BrokerCredentialsSecret",
+                    "RedisAuthTokenSecret",
+                    "EngineTokenSecret",
+                    "EngineTestHeaderSecret",
+                    "EngineOidcClientSecret",
+                )
+            },
+            "SchwabTokenSecret": None,
         },
     ),
     # --- Messaging -----------------------------------------------------------------------
@@ -1038,6 +1042,7 @@ REQUIREMENTS: list[Requirement] = [
             "KYPERIAN_SIGNAL_QUEUE_URL": {"Fn::ImportValue": "production:SignalQueueUrl"},
             "KYPERIAN_REDIS_TLS": "true",
             "KYPERIAN_ENGINE_TOKEN_SECRET_ID": "/kyperian/production/engine/token",
+            "KYPERIAN_BROKER_VENUE": "paper",
         },
     ),
     Requirement(
@@ -1174,7 +1179,7 @@ REQUIREMENTS: list[Requirement] = [
         [{"Fn::ImportValue": "production:EcsSecurityGroupId"}],
     ),
     Requirement(
-        "task role: queue and tables only",
+        "task role: queue, tables and the shared Schwab token",
         "compute",
         policy_statements("TaskRole"),
         {
@@ -1201,6 +1206,7 @@ REQUIREMENTS: list[Requirement] = [
                 "secretsmanager:GetSecretValue",
                 "secretsmanager:ListSecretVersionIds",
             ],
+            "SchwabToken": ["secretsmanager:GetSecretValue", "secretsmanager:PutSecretValue"],
         },
     ),
     Requirement(
@@ -1383,7 +1389,7 @@ REQUIREMENTS: list[Requirement] = [
         ({("Kyperian", "DegradedMode")}, {"engine"}, {"production"}, 0, 3, 5),
     ),
     Requirement(
-        "exactly the eleven alarms",
+        "exactly the twelve alarms",
         "monitoring",
         of_type("AWS::CloudWatch::Alarm", lambda p: p["AlarmName"]),
         {
@@ -1398,6 +1404,7 @@ REQUIREMENTS: list[Requirement] = [
             "TradingHaltedAlarm": "kyperian-production-trading-halted",
             "ReconciliationMismatchAlarm": "kyperian-production-reconciliation-mismatch",
             "UndoFailedAlarm": "kyperian-production-undo-failed",
+            "SchwabLoginExpiringAlarm": "kyperian-production-schwab-login-expiring",
         },
     ),
     Requirement(

@@ -273,6 +273,7 @@ def engine_emitted() -> list[Emitted]:
         metrics.order(accepted=False)
         metrics.halted("drill")
         metrics.reconciliation(1)
+        metrics.schwab_refresh_token_days(4.5)
     return parse_emf(out.getvalue(), "engine")
 
 

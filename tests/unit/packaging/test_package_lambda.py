@@ -105,6 +105,13 @@ def test_the_locked_requirements_leave_the_sdk_to_the_runtime_and_the_engine_out
     check_requirements(lean)
     check_requirements(full)
     assert not {"fastapi", "uvicorn", "redis"} & full.keys()
+    # AND no broker SDK rides along
+    assert not {"alpaca-py", "schwab-py", "ib-async", "pandas"} & full.keys()
+
+
+def test_a_broker_sdk_among_the_requirements_stops_the_build() -> None:
+    with pytest.raises(PackagingError, match="alpaca-py"):
+        check_requirements(requirement_pins("pydantic==2.12.4\nalpaca-py==0.44.0\n"))
 
 
 def test_an_engine_dependency_among_the_requirements_stops_the_build() -> None:

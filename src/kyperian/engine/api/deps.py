@@ -13,6 +13,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request, status
 
 from kyperian.adapters.brokers.paper import PaperBroker
+from kyperian.adapters.brokers.venues import Venues
 from kyperian.domain.engine_ports import DecisionStore, SignalCache, SignalHistory
 from kyperian.engine.degraded import CacheCircuit
 from kyperian.engine.services import EngineServices
@@ -60,6 +61,10 @@ def get_execution(services: ServicesDep) -> OrderExecutor:
     return services.execution
 
 
+def get_venues(services: ServicesDep) -> Venues:
+    return services.venues
+
+
 def get_clock() -> Callable[[], datetime]:
     return lambda: datetime.now(UTC)
 
@@ -76,5 +81,6 @@ CircuitDep = Annotated[CacheCircuit, Depends(get_circuit)]
 RulesDep = Annotated[FusionRules, Depends(get_rules)]
 PaperBrokerDep = Annotated[PaperBroker, Depends(get_paper_broker)]
 ExecutionDep = Annotated[OrderExecutor, Depends(get_execution)]
+VenuesDep = Annotated[Venues, Depends(get_venues)]
 ClockDep = Annotated[Callable[[], datetime], Depends(get_clock)]
 SymbolDep = Annotated[str, Depends(normalized_symbol)]
