@@ -52,9 +52,15 @@ class InvalidOrderError(KyperianError):
 
 
 class PublishFailed(TemporaryError):
-    """Some signals could not be published after retries; ``signal_ids`` names them."""
+    """Some signals could not be published after retries; ``signal_ids`` names them.
 
-    def __init__(self, signal_ids: list[str], cause: str) -> None:
+    ``maybe_published``: an attempt timed out after the request was sent, so the bus may
+    hold the events after all. Such rows must never be undone (an event would be left
+    without its row); they stay pending and the sweeper publishes them.
+    """
+
+    def __init__(self, signal_ids: list[str], cause: str, maybe_published: bool = False) -> None:
         super().__init__(f"{len(signal_ids)} signal(s) not published: {cause}")
         self.signal_ids = signal_ids
         self.cause = cause
+        self.maybe_published = maybe_published

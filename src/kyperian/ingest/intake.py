@@ -9,6 +9,9 @@ signal the table lacks. Then the alert is published, then its rows are marked pu
 - Part published (``PublishFailed`` naming only some signals): an event cannot be taken back,
   so the alert is accepted whole: the published ones are marked, the rest stay pending and
   the sweeper publishes them (``kyperian.ingest.sweeper``).
+- Outcome unknown (``PublishFailed.maybe_published``: an attempt timed out after it was
+  sent): the bus may hold the events, so nothing is undone; the alert is accepted whole and
+  its rows stay pending for the sweeper (a second event is ignored by the engine).
 - The undo itself fails: the rows stay pending; that is logged with the signal ids, counted
   (``on_undo_failed``, the ``UndoFailed`` metric and alarm) and repaired by the sweeper.
 - Marking fails after a publish: the rows stay pending and the sweeper publishes them again,
@@ -38,6 +41,13 @@ class Accepted:
 
     signal: Signal
     duplicate: bool
+
+
+_PARTLY_PUBLISHED = "alert partly published: accepted whole, the sweeper publishes the rest"
+_OUTCOME_UNKNOWN = (
+    "publish outcome unknown (timed out after sending): accepted whole, nothing undone, "
+    "the sweeper publishes what is still pending"
+)
 
 
 def _ignore(signal_ids: list[str]) -> None:
@@ -72,14 +82,19 @@ class SignalIntake:
         except PublishFailed as exc:
             unpublished = set(exc.signal_ids)
             published = [s for s in signals if s.signal_id not in unpublished]
-            if not published:
+            if not published and not exc.maybe_published:
                 self._undo(stored_now)
                 raise
             logger.warning(
-                "alert partly published: accepted whole, the sweeper publishes the rest",
-                extra={"signal_ids": sorted(unpublished), "error": str(exc)},
+                _OUTCOME_UNKNOWN if exc.maybe_published else _PARTLY_PUBLISHED,
+                extra={
+                    "signal_ids": sorted(unpublished),
+                    "error": str(exc),
+                    "outcome_unknown": exc.maybe_published,
+                },
             )
-            self._mark(published)
+            if published:
+                self._mark(published)
         except Exception:
             self._undo(stored_now)
             raise

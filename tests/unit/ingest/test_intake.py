@@ -117,6 +117,20 @@ def test_a_partly_published_alert_is_accepted_whole() -> None:
     assert store.pending == {batch[1].signal_id, batch[2].signal_id}
 
 
+def test_a_publish_whose_outcome_is_unknown_is_never_undone() -> None:
+    # GIVEN a publisher whose every attempt timed out after sending (the bus may hold them)
+    store = MemoryStore()
+    batch = signals()
+    error = PublishFailed([s.signal_id for s in batch], "ReadTimeoutError", maybe_published=True)
+    # WHEN the alert is accepted
+    accepted = SignalIntake(store, RaisingPublisher(store, error)).accept(batch)
+    # THEN it is accepted whole and nothing is undone: every row stays pending for the sweeper
+    assert [a.signal for a in accepted] == batch
+    assert set(store.rows) == {s.signal_id for s in batch}
+    assert store.pending == {s.signal_id for s in batch}
+    assert "remove" not in store.calls
+
+
 def test_a_failed_undo_is_counted_with_the_signal_ids_and_the_error_raised() -> None:
     # GIVEN a table that fails the undo
     store = FailingRemoveStore()

@@ -18,7 +18,7 @@ import time
 from collections.abc import Sequence
 from typing import Any, Final
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, ConnectionClosedError, ReadTimeoutError
 
 from kyperian.adapters.aws.clients import classify
 from kyperian.domain.errors import PublishFailed, TemporaryError
@@ -28,6 +28,10 @@ from kyperian.domain.ports import SignalPublisher
 EVENT_SOURCE: Final = "kyperian.signal.validator"
 DETAIL_TYPE: Final = "SignalValidated"
 _MAX_ENTRIES_PER_CALL: Final = 10  # the PutEvents limit
+
+
+# Failures after the request left: EventBridge may have accepted the entries.
+_OUTCOME_UNKNOWN: Final = (ReadTimeoutError, ConnectionClosedError)
 
 
 class EventBridgePublisher(SignalPublisher):
@@ -66,10 +70,11 @@ class EventBridgePublisher(SignalPublisher):
                 rest = [s.signal_id for s in signals[start + _MAX_ENTRIES_PER_CALL :]]
                 if not rest:
                     raise
-                raise PublishFailed(exc.signal_ids + rest, exc.cause) from exc
+                raise PublishFailed(exc.signal_ids + rest, exc.cause, exc.maybe_published) from exc
 
     def _publish_chunk(self, pending: list[Signal], deadline: float) -> None:
         reason = ""
+        outcome_unknown = False  # an attempt was sent but never answered
         for attempt in range(self._attempts):
             if attempt:
                 pause = self._pause * attempt
@@ -81,6 +86,7 @@ class EventBridgePublisher(SignalPublisher):
                 response = self._client.put_events(Entries=[self._entry(s) for s in pending])
             except (ClientError, BotoCoreError) as exc:
                 reason = str(classify(exc, "publishing"))
+                outcome_unknown = outcome_unknown or isinstance(exc, _OUTCOME_UNKNOWN)
                 continue
             results = response.get("Entries", [])
             failed = [s for s, r in zip(pending, results, strict=False) if "ErrorCode" in r]
@@ -92,7 +98,9 @@ class EventBridgePublisher(SignalPublisher):
                 sorted({r.get("ErrorCode", "?") for r in results if "ErrorCode" in r})
             )
             pending = failed
-        raise PublishFailed([s.signal_id for s in pending], reason or "unknown error")
+        raise PublishFailed(
+            [s.signal_id for s in pending], reason or "unknown error", outcome_unknown
+        )
 
     def check(self) -> None:
         try:
