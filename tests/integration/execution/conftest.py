@@ -15,7 +15,7 @@ from moto import mock_aws
 from kyperian.adapters.aws.ledger import DynamoLedger
 from kyperian.adapters.aws.paper_venue import DynamoPaperVenueStore
 from kyperian.adapters.brokers.paper import PaperBroker, PaperBrokerConfig
-from kyperian.domain.brokers import Broker, Order, OrderRequest
+from kyperian.domain.brokers import Broker
 from kyperian.execution import AccountKey, OrderExecutor
 from kyperian.local.templates import deploy
 
@@ -34,51 +34,6 @@ class Clock:
 
     def advance(self, seconds: float) -> None:
         self.now += timedelta(seconds=seconds)
-
-
-class SimulatedCrash(BaseException):
-    """The process dies here: nothing after this point runs (not an ``Exception``)."""
-
-
-class CrashingVenue(Broker):
-    """Wraps a venue and dies just before, or just after, a submit reaches it."""
-
-    name = "paper"
-
-    def __init__(self, inner: Broker, when: str) -> None:
-        self.inner = inner
-        self.when = when
-
-    @property
-    def caps(self) -> Any:
-        return self.inner.caps
-
-    def _submit(self, request: OrderRequest) -> Order:
-        if self.when == "before":
-            raise SimulatedCrash("crash between the intent and the venue call")
-        self.inner.submit_order(request)
-        raise SimulatedCrash("crash between the venue's acceptance and the ledger update")
-
-    def account(self) -> Any:
-        return self.inner.account()
-
-    def positions(self) -> Any:
-        return self.inner.positions()
-
-    def get_order(self, order_id: str) -> Order:
-        return self.inner.get_order(order_id)
-
-    def find_order(self, client_order_id: str) -> Order | None:
-        return self.inner.find_order(client_order_id)
-
-    def cancel_order(self, order_id: str) -> Order:
-        return self.inner.cancel_order(order_id)
-
-    def open_orders(self) -> list[Order]:
-        return self.inner.open_orders()
-
-    def check(self) -> None:
-        self.inner.check()
 
 
 @dataclass

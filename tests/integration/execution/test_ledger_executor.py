@@ -1,4 +1,7 @@
-"""One order per decision through the DynamoDB ledger and the paper venue, crashes included."""
+"""One order per decision through the DynamoDB ledger and the paper venue, crashes included.
+
+Crashes are injected by the exactly-once drill's own venue wrapper, so both inject the same faults.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ from decimal import Decimal
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from scripts.drill_exactly_once import CrashingVenue, SimulatedCrash
 
 from kyperian.domain.brokers import OrderRequest, OrderSide
 from kyperian.domain.decisions import Decision
@@ -22,7 +26,7 @@ from kyperian.execution import (
     compare,
     fold_fills,
 )
-from tests.integration.execution.conftest import CrashingVenue, LedgerAws, SimulatedCrash
+from tests.integration.execution.conftest import LedgerAws
 from tests.signal_factory import NOW
 
 pytestmark = pytest.mark.integration
@@ -208,7 +212,7 @@ def test_no_interleaving_makes_two_orders_for_one_decision(
             continue
         venue = ledger_aws.venue(account)
         if step != "deliver":
-            venue = CrashingVenue(venue, step.removeprefix("crash_"))  # type: ignore[assignment]
+            venue = CrashingVenue(venue, step.removeprefix("crash_"))
         with contextlib.suppress(SimulatedCrash):
             ledger_aws.executor(account, venue).execute(decision)
         assert len(ledger_aws.venue(account).store.orders()) <= 1, f"task {task}"
