@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scripts.drill_exactly_once import CrashingVenue, SimulatedCrash
 
-from kyperian.domain.brokers import OrderRequest, OrderSide
+from kyperian.domain.brokers import Broker, OrderRequest, OrderSide
 from kyperian.domain.decisions import Decision
 from kyperian.domain.models import Action
 from kyperian.engine.reconciler import Reconciler
@@ -210,7 +210,7 @@ def test_no_interleaving_makes_two_orders_for_one_decision(
         if step == "wait":
             ledger_aws.clock.advance(31)
             continue
-        venue = ledger_aws.venue(account)
+        venue: Broker = ledger_aws.venue(account)
         if step != "deliver":
             venue = CrashingVenue(venue, step.removeprefix("crash_"))
         with contextlib.suppress(SimulatedCrash):
