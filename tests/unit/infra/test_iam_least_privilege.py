@@ -4,8 +4,10 @@ Every role a stack creates carries a permissions boundary; the CloudFormation ex
 may create roles, give them policies and pass them only with the workload boundary; no grant
 uses ``Action: "*"``, a service wildcard such as ``lambda:*`` or ``NotAction``; and
 ``Resource: "*"`` sits only on reads and on the few writes AWS offers no resource for, each
-listed below with its reason. The checks are plain functions, run once against the real
-templates and once against small bad templates, so a test that could never fail would show.
+listed below with its reason; and every action a workload role grants is one the workload
+boundary allows (else AWS denies it at run time). The checks are plain functions, run once
+against the real templates and once against small bad templates, so a test that could never
+fail would show.
 """
 
 from __future__ import annotations
@@ -361,3 +363,69 @@ def test_a_role_without_boundary_is_found() -> None:
 def test_reads_and_documented_writes_may_be_unscoped() -> None:
     body = bad_template(Action=["ec2:DescribeVpcs", "ecs:RegisterTaskDefinition"], Resource="*")
     assert template_findings(body) == []
+
+
+def actions_outside_boundary(
+    roles_body: dict[str, Any], boundary_statements: list[dict[str, Any]]
+) -> list[str]:
+    """``role: action`` for every granted action no Allow of the boundary names (glob match)."""
+    allowed = [
+        re.compile(re.escape(a).replace(r"\*", ".*") + "$", re.IGNORECASE)
+        for s in boundary_statements
+        if s["Effect"] == "Allow"
+        for a in as_list(s["Action"])
+    ]
+    return [
+        f"{logical_id}: {action}"
+        for logical_id, role in roles(roles_body).items()
+        for policy in role.get("Properties", {}).get("Policies", [])
+        for statement in policy["PolicyDocument"]["Statement"]
+        if statement["Effect"] == "Allow"
+        for action in as_list(statement["Action"])
+        if not any(p.match(action) for p in allowed)
+    ]
+
+
+def workload_boundary_statements() -> list[dict[str, Any]]:
+    cicd = load_template("cicd").rendered("production")
+    statements: list[dict[str, Any]] = cicd["Resources"]["WorkloadBoundary"]["Properties"][
+        "PolicyDocument"
+    ]["Statement"]
+    return statements
+
+
+@pytest.mark.parametrize("name", ["api", "compute", "network"])
+def test_workload_roles_grant_only_what_the_boundary_allows(name: str) -> None:
+    # GIVEN a stack's workload roles and the workload boundary cicd.yaml creates
+    body = load_template(name).rendered("production")
+    # WHEN each granted action is looked up among the boundary's allowed actions
+    outside = actions_outside_boundary(body, workload_boundary_statements())
+    # THEN none is missing: a grant the boundary lacks is denied at run time
+    assert outside == []
+
+
+def test_an_action_the_boundary_lacks_is_found() -> None:
+    # GIVEN a role granting kms:Decrypt and a boundary allowing only sns:Publish
+    body = {
+        "Resources": {
+            "R": {
+                "Type": "AWS::IAM::Role",
+                "Properties": {
+                    "Policies": [
+                        {
+                            "PolicyDocument": {
+                                "Statement": [
+                                    {"Effect": "Allow", "Action": ["sns:Publish", "kms:Decrypt"]}
+                                ]
+                            }
+                        }
+                    ]
+                },
+            }
+        }
+    }
+    boundary = [{"Effect": "Allow", "Action": "sns:*"}]
+    # WHEN the role is checked against the boundary
+    outside = actions_outside_boundary(body, boundary)
+    # THEN only the missing action is reported
+    assert outside == ["R: kms:Decrypt"]

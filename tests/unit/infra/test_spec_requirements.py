@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.unit.infra.cfn import Template, load_template, lookup
+from tests.unit.infra.cfn import Template, _Renderer, load_template, lookup
 
 Body = dict[str, Any]
 Getter = Callable[[Body], Any]
@@ -212,6 +212,18 @@ def replica_pitr(table: str) -> Getter:
         }
 
     return get
+
+
+def task_role_statement(body: Body, sid: str) -> Body:
+    """The engine task role's statement ``sid``."""
+    statements: list[Body] = [
+        s
+        for p in lookup(body, props("TaskRole") + ".Policies")
+        for s in p["PolicyDocument"]["Statement"]
+        if s["Sid"] == sid
+    ]
+    (statement,) = statements
+    return statement
 
 
 def policy_statements(logical_id: str) -> Getter:
@@ -669,6 +681,9 @@ REQUIREMENTS: list[Requirement] = [
             "EngineTestHeaderSecret": "/kyperian/production/engine/test-header",
             "EngineOidcClientSecret": "/kyperian/production/engine/oidc-client-secret",
             "SchwabTokenSecret": "/kyperian/production/broker/schwab-token",
+            "NotifyTelegramSecret": "/kyperian/production/notify/telegram",
+            "NotifyDiscordSecret": "/kyperian/production/notify/discord",
+            "NotifySlackSecret": "/kyperian/production/notify/slack",
         },
     ),
     Requirement(
@@ -692,6 +707,9 @@ REQUIREMENTS: list[Requirement] = [
                     "EngineTokenSecret",
                     "EngineTestHeaderSecret",
                     "EngineOidcClientSecret",
+                    "NotifyTelegramSecret",
+                    "NotifyDiscordSecret",
+                    "NotifySlackSecret",
                 )
             },
             "SchwabTokenSecret": None,
@@ -1043,6 +1061,9 @@ REQUIREMENTS: list[Requirement] = [
             "KYPERIAN_REDIS_TLS": "true",
             "KYPERIAN_ENGINE_TOKEN_SECRET_ID": "/kyperian/production/engine/token",
             "KYPERIAN_BROKER_VENUE": "paper",
+            "KYPERIAN_NOTIFY_SNS_TOPIC_ARN": (
+                "arn:aws:sns:us-east-1:123456789012:kyperian-production-notices"
+            ),
         },
     ),
     Requirement(
@@ -1207,6 +1228,33 @@ REQUIREMENTS: list[Requirement] = [
                 "secretsmanager:ListSecretVersionIds",
             ],
             "SchwabToken": ["secretsmanager:GetSecretValue", "secretsmanager:PutSecretValue"],
+            "ReadNotifySecrets": ["secretsmanager:GetSecretValue"],
+            "PublishNotices": ["sns:Publish"],
+            "EncryptNotices": ["kms:Decrypt", "kms:GenerateDataKey"],
+        },
+    ),
+    Requirement(
+        "task role reads the three notification secrets only",
+        "compute",
+        lambda body: task_role_statement(body, "ReadNotifySecrets")["Resource"],
+        [
+            f"arn:aws:secretsmanager:us-east-1:123456789012:secret:/kyperian/production/notify/{c}-??????"
+            for c in ("telegram", "discord", "slack")
+        ],
+    ),
+    Requirement(
+        "task role publishes to the notices topic only",
+        "compute",
+        lambda body: task_role_statement(body, "PublishNotices")["Resource"],
+        "arn:aws:sns:us-east-1:123456789012:kyperian-production-notices",
+    ),
+    Requirement(
+        "task role uses a key only through SNS, only the aws/sns key",
+        "compute",
+        lambda body: task_role_statement(body, "EncryptNotices")["Condition"],
+        {
+            "StringEquals": {"kms:ViaService": "sns.us-east-1.amazonaws.com"},
+            "ForAnyValue:StringEquals": {"kms:ResourceAliases": "alias/aws/sns"},
         },
     ),
     Requirement(
@@ -1230,6 +1278,20 @@ REQUIREMENTS: list[Requirement] = [
         {"PasswordLength": 48, "ExcludePunctuation": True, "IncludeSpace": False},
     ),
     # --- Monitoring ----------------------------------------------------------------------
+    Requirement(
+        "SNS notices topic under the aws/sns key",
+        "monitoring",
+        lambda body: {
+            k: lookup(body, props("NoticeTopic"))[k] for k in ("TopicName", "KmsMasterKeyId")
+        },
+        {"TopicName": "kyperian-production-notices", "KmsMasterKeyId": "alias/aws/sns"},
+    ),
+    Requirement(
+        "notices e-mail subscription to the NoticeEmail address",
+        "monitoring",
+        props("NoticeEmailSubscription"),
+        {"TopicArn": {"Ref": "NoticeTopic"}, "Protocol": "email", "Endpoint": ""},
+    ),
     Requirement(
         "SNS alert topic",
         "monitoring",
@@ -1544,3 +1606,41 @@ def test_tables_are_created_only_in_the_primary_region() -> None:
     assert {data.resources[t]["Condition"] for t in ("SignalsTable", "DecisionsTable")} == {
         "IsPrimaryRegion"
     }
+
+
+def test_notices_subscription_only_with_an_address() -> None:
+    # GIVEN the monitoring template and the committed parameters, which leave NoticeEmail empty
+    monitoring = load_template("monitoring")
+    # WHEN the subscription's condition is evaluated
+    subscribed = monitoring.condition("HasNoticeEmail", "production")
+    # THEN no address is subscribed until the trader gives one
+    assert subscribed is False
+    assert monitoring.resources["NoticeEmailSubscription"]["Condition"] == "HasNoticeEmail"
+
+
+@pytest.mark.parametrize(
+    ("parameter", "variable", "channel"),
+    [
+        ("NotifyTelegram", "KYPERIAN_NOTIFY_TELEGRAM_SECRET_ID", "telegram"),
+        ("NotifyDiscord", "KYPERIAN_NOTIFY_DISCORD_SECRET_ID", "discord"),
+        ("NotifySlack", "KYPERIAN_NOTIFY_SLACK_SECRET_ID", "slack"),
+    ],
+)
+def test_a_channel_variable_is_set_only_when_its_channel_is_on(
+    parameter: str, variable: str, channel: str
+) -> None:
+    # GIVEN the compute template with the channel off (committed) and on
+    compute = load_template("compute")
+    values = compute.parameter_values("production")
+    off = _Renderer(compute, {**values, parameter: "false"}, "us-east-1").render(compute.body)
+    on = _Renderer(compute, {**values, parameter: "true"}, "us-east-1").render(compute.body)
+    # WHEN the engine container's environment is read
+    env_off = {e["Name"]: e["Value"] for e in container(off)["Environment"]}
+    env_on = {e["Name"]: e["Value"] for e in container(on)["Environment"]}
+    # THEN the secret id appears only when the channel is on, naming config.yaml's secret
+    assert variable not in env_off
+    assert env_on[variable] == f"/kyperian/production/notify/{channel}"
+    assert (
+        load_template("config").get(f"Resources.Notify{channel.title()}Secret.Properties.Name")
+        == env_on[variable]
+    )
