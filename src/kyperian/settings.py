@@ -156,6 +156,17 @@ class Settings(BaseSettings):
     paper venue needs none.
     """
 
+    # --- book risk ---
+    max_daily_loss: float = Field(default=0.05, ge=0, le=1)
+    """No new entry once the loss since 00:00 UTC (realized plus unrealized at the last known
+    prices) reaches this fraction of the day's opening equity; 0 disables."""
+    max_orders_per_minute: int = Field(default=30, ge=0)
+    """No new order once the account has this many orders in the ledger from the last 60 s
+    (every task sees the same count); 0 disables."""
+    stop_out_cooldown_seconds: int = Field(default=900, ge=0)
+    """No new entry on a symbol for this long after a position on it was closed at a loss
+    (definition in ``kyperian.execution.risk``); 0 disables."""
+
     # --- live brokers (docs/brokers.md) ---
     broker_venue: Literal["paper", "alpaca", "ibkr", "schwab"] = "paper"
     """Which venue executes decisions when auto-trading (KYPERIAN_BROKER_VENUE, default paper).

@@ -52,6 +52,13 @@ class VetoCode(StrEnum):
     MAX_GROSS_EXPOSURE = "MAX_GROSS_EXPOSURE"
     """The entry would take the whole book's gross exposure (every symbol, open orders
     included) above its limit; checked by ``kyperian.execution`` on the shared ledger."""
+    MAX_DAILY_LOSS = "MAX_DAILY_LOSS"
+    """The account's loss since 00:00 UTC (realized plus unrealized at the last known
+    prices) reached its limit: no new entry until the next UTC day."""
+    MAX_ORDERS_PER_MINUTE = "MAX_ORDERS_PER_MINUTE"
+    """The account already placed its limit of orders in the last 60 seconds (ledger count)."""
+    STOP_OUT_COOLDOWN = "STOP_OUT_COOLDOWN"
+    """A position on the symbol was just closed at a loss: no new entry until the cooldown ends."""
 
 
 class Veto(BaseModel):

@@ -36,7 +36,7 @@ from kyperian.engine.telemetry import EngineMetrics, logger
 from kyperian.engine.ui.recorder import ActivityRecorder
 from kyperian.engine.venue_watch import VenueWatch
 from kyperian.engine.worker import QueueWorker
-from kyperian.execution import AccountKey, Ledger, OrderExecutor
+from kyperian.execution import AccountKey, BookLimits, Ledger, OrderExecutor
 from kyperian.fusion import FusionRules
 from kyperian.settings import Settings
 
@@ -162,6 +162,11 @@ def build_services(settings: Settings) -> EngineServices:
         approval_seconds=settings.approval_seconds,
         lease_seconds=settings.order_lease_seconds,
         max_gross_exposure=settings.max_gross_exposure,
+        limits=BookLimits(
+            max_daily_loss=settings.max_daily_loss,
+            max_orders_per_minute=settings.max_orders_per_minute,
+            stop_out_cooldown_seconds=settings.stop_out_cooldown_seconds,
+        ),
     )
     # --- cockpit and notifications (kyperian.engine.ui, kyperian.adapters.notify) ---
     feed = RedisActivityFeed(redis_client)

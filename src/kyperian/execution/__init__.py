@@ -19,11 +19,13 @@ from kyperian.execution.orders import (
 )
 from kyperian.execution.ports import Ledger, OrderExists, StaleRecord
 from kyperian.execution.reconcile import Mismatch, compare
+from kyperian.execution.risk import BookLimits, book_veto
 
 __all__ = [
     "TRANSITIONS",
     "AccountKey",
     "Book",
+    "BookLimits",
     "Execution",
     "ExecutionKind",
     "IllegalTransition",
@@ -39,6 +41,7 @@ __all__ = [
     "StaleRecord",
     "apply_fill",
     "apply_venue_order",
+    "book_veto",
     "compare",
     "fold_fills",
     "transition",

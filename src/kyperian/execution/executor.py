@@ -46,10 +46,12 @@ from kyperian.execution.orders import (
 )
 from kyperian.execution.ports import Ledger, OrderExists, StaleRecord
 from kyperian.execution.reconcile import Mismatch, compare
+from kyperian.execution.risk import BookLimits, book_veto
 from kyperian.execution.sizing import client_order_id, plan_order
 
 _ATTEMPTS: Final = 4
 _BOOK_REUSE_SECONDS: Final = 1.0
+_ALL: Final = 1 << 62
 
 
 def _utc_now() -> datetime:
@@ -112,6 +114,7 @@ class OrderExecutor:
         approval_seconds: int = 900,
         lease_seconds: int = 30,
         max_gross_exposure: float | None = None,
+        limits: BookLimits | None = None,
         clock: Callable[[], datetime] = _utc_now,
     ) -> None:
         self.ledger = ledger
@@ -121,6 +124,7 @@ class OrderExecutor:
         self.approval_seconds = approval_seconds
         self.lease_seconds = lease_seconds
         self.max_gross_exposure = max_gross_exposure
+        self.limits = limits or BookLimits()
         self._clock = clock
         self._opened = False
         self._recent = threading.local()
@@ -154,15 +158,27 @@ class OrderExecutor:
         return book.exposure(symbol, price)
 
     def risk_veto(self, decision: Decision) -> Veto | None:
-        """A veto when the entry would take the whole book's gross exposure over the limit.
+        """A veto when the decision breaches a limit on the whole book, else None.
 
-        Reads the book fusion just read (this thread's), so it costs no extra call. An entry
-        that reduces the symbol's committed position is never vetoed.
+        Gross exposure reads the book fusion just read (this thread's), so it costs no extra
+        call. The order-rate, daily-loss and cooldown limits (``kyperian.execution.risk``)
+        need the ledger's orders and fills, which the book does not hold: one strongly
+        consistent query each, only for an actionable decision and only when that limit
+        is on. An entry that reduces the symbol's committed position is never vetoed by
+        gross exposure, daily loss or cooldown.
         """
-        if self.max_gross_exposure is None or not decision.actionable or decision.price is None:
+        limited = self.limits.needs_orders or self.limits.needs_fills
+        if self.max_gross_exposure is None and not limited:
+            return None
+        if not decision.actionable or decision.price is None:
             return None
         recent: tuple[float, Book] | None = getattr(self._recent, "book", None)
         book = recent[1] if recent is not None else self.book()
+        return self._gross_veto(decision, book) or self._limits_veto(decision, book)
+
+    def _gross_veto(self, decision: Decision, book: Book) -> Veto | None:
+        if self.max_gross_exposure is None:
+            return None
         committed = book.committed(decision.symbol)
         if committed and (committed > 0) != (decision.action.direction > 0):
             return None
@@ -177,6 +193,12 @@ class OrderExecutor:
                 f"book limit {self.max_gross_exposure:.4f}"
             ),
         )
+
+    def _limits_veto(self, decision: Decision, book: Book) -> Veto | None:
+        limits = self.limits
+        orders = self.ledger.orders(self.account, limit=_ALL) if limits.needs_orders else []
+        fills = self.ledger.fills(self.account) if limits.needs_fills else []
+        return book_veto(limits, decision, book, orders, fills, self._clock())
 
     def _sizing_book(self) -> Book:
         recent: tuple[float, Book] | None = getattr(self._recent, "book", None)

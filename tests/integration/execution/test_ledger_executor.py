@@ -14,12 +14,13 @@ from hypothesis import strategies as st
 from scripts.drill_exactly_once import CrashingVenue, SimulatedCrash
 
 from kyperian.domain.brokers import Broker, OrderRequest, OrderSide
-from kyperian.domain.decisions import Decision
+from kyperian.domain.decisions import Decision, VetoCode
 from kyperian.domain.models import Action
 from kyperian.engine.reconciler import Reconciler
 from kyperian.engine.telemetry import EngineMetrics
 from kyperian.execution import (
     AccountKey,
+    BookLimits,
     ExecutionKind,
     IllegalTransition,
     OrderState,
@@ -276,3 +277,39 @@ def test_gross_exposure_on_the_whole_book_vetoes_new_entries(ledger_aws: LedgerA
     assert "0.0500 + 0.0500" in veto.reason
     # AND a sell that reduces the AAPL position is never vetoed
     assert executor.risk_veto(_decision("s" * 32, Action.SELL)) is None
+
+
+def test_book_limits_veto_from_the_shared_ledger_and_lift_on_time(ledger_aws: LedgerAws) -> None:
+    # GIVEN an account with a 2-orders-per-minute limit and a 600 s cooldown after a stop-out
+    account = ledger_aws.new_account()
+    limits = BookLimits(max_orders_per_minute=2, stop_out_cooldown_seconds=600)
+    executor = ledger_aws.executor(account, limits=limits)
+    other_task = ledger_aws.executor(account, limits=limits)
+
+    # WHEN 50 AAPL are bought at 100, then all 50 sold at 90 (a stop-out)
+    executor.execute(_decision("b" * 32))
+    ledger_aws.clock.advance(1)
+    sell = _decision("s" * 32, Action.SELL, size=0.045, price=90)
+    assert executor.risk_veto(sell) is None
+    executor.execute(sell)
+    key = AccountKey(venue="paper", account_id=account)
+    closed = ledger_aws.ledger().book(key).position("AAPL")
+    assert closed is not None
+    assert closed.quantity == 0
+
+    # THEN another task counts the two orders of this minute from the ledger and vetoes a third
+    msft = _decision("m" * 32).model_copy(update={"symbol": "MSFT"})
+    rate = other_task.risk_veto(msft)
+    assert rate is not None
+    assert rate.code is VetoCode.MAX_ORDERS_PER_MINUTE
+    # AND once the minute has passed, a MSFT entry is free but an AAPL entry is cooling down
+    ledger_aws.clock.advance(60)
+    assert other_task.risk_veto(msft) is None
+    cooling = other_task.risk_veto(_decision("c" * 32))
+    assert cooling is not None
+    assert cooling.code is VetoCode.STOP_OUT_COOLDOWN
+    # AND at the cooldown's end (600 s after the losing sell) AAPL entries are allowed again
+    ledger_aws.clock.advance(600 - 61)
+    assert other_task.risk_veto(_decision("c" * 32)) is not None
+    ledger_aws.clock.advance(1)
+    assert other_task.risk_veto(_decision("c" * 32)) is None
