@@ -142,6 +142,7 @@ def _panel(name: str, services: EngineServices, clock: ClockDep, symbol: str | N
                 worker=worker.state.value if worker else "DISABLED",
                 venues=_venues(services),
                 notify_channels=services.notifier.channels if services.notifier else (),
+                alarm_watch=services.alarms.status if services.alarms else None,
             )
         }
     if name == "ledger":
