@@ -8,6 +8,7 @@ receiver records is what Slack would have been sent.
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,14 +17,18 @@ from typing import Any
 
 import boto3
 import pytest
+from fastapi.testclient import TestClient
 
 from kyperian.adapters.notify import NotificationDispatcher, build_dispatcher
 from kyperian.domain.notices import NoticeKind
 from kyperian.engine.alarm_watch import AlarmWatch
-from kyperian.engine.services import alarm_watch
+from kyperian.engine.main import create_app
+from kyperian.engine.services import EngineServices, alarm_watch
 from kyperian.settings import Settings
+from tests.engine_auth import AUTH_HEADERS, ENGINE_TOKEN
 from tests.integration.engine.conftest import REGION, EngineAws
 from tests.integration.engine.receiver import Receiver, http_receiver
+from tests.unit.engine.conftest import build_engine
 
 ALARM = "kyperian-test-high-latency"
 
@@ -223,3 +228,25 @@ def test_a_slow_task_reporting_an_older_state_changes_nothing(stack: Stack) -> N
     assert claimed is None
     assert stack.watch().poll_once() == []
     assert len(stack.messages(1)) == 1
+
+
+def test_the_health_panel_shows_the_last_poll_and_what_is_alarming(stack: Stack) -> None:
+    # GIVEN a watcher that polled while the alarm was in ALARM
+    stack.set_state("ALARM")
+    watch = stack.watch()
+    watch.poll_once()
+    engine = build_engine()
+    services = EngineServices(
+        settings=Settings(environment="test", engine_token=ENGINE_TOKEN),
+        rules=engine.processor.rules, cache=engine.cache, decisions=engine.decisions,
+        history=engine.history, circuit=engine.circuit, broker=engine.broker,
+        processor=engine.processor, worker=None, notifier=stack.dispatcher, alarms=watch,
+    )  # fmt: skip
+    # WHEN the engine starts (its lifespan starts the watcher's thread) and the panel is read
+    with TestClient(create_app(services), headers=AUTH_HEADERS) as client:
+        html = client.get("/ui/panels/health", headers={"HX-Request": "true"}).text
+        started = watch._thread is not None and watch._thread.is_alive()
+    # THEN it names the alarm in ALARM and when the watcher last polled
+    assert started
+    assert f"in ALARM: {ALARM}" in html
+    assert re.search(r"polled \d\d:\d\d:\d\d UTC, every 60 s", html)
