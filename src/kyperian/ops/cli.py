@@ -20,7 +20,7 @@ from kyperian.ops.deploy import add_arguments as add_deploy_arguments
 from kyperian.ops.deploy import run as run_deploy
 from kyperian.ops.drift import Drift
 from kyperian.ops.drift import markdown as drift_markdown
-from kyperian.ops.parameters import TEMPLATES, ParameterFile, load_parameter_file
+from kyperian.ops.parameters import TEMPLATES, ParameterFile, load_parameter_file, primary_of
 from kyperian.ops.preflight import ClientFactory, Preflight, report
 from kyperian.ops.preview import Preview, markdown
 from kyperian.settings import get_settings
@@ -119,10 +119,11 @@ def _file(args: argparse.Namespace) -> tuple[ParameterFile, str]:
 def _preflight(args: argparse.Namespace) -> int:
     try:
         file, region = _file(args)
+        primary = primary_of(args.parameters) if args.parameters else None
     except (OSError, ValueError) as exc:
         print(f"kyperian deploy preflight: {exc}", file=sys.stderr)
         return 1
-    check = Preflight(file, region, client_factory(args.endpoint_url), args.account)
+    check = Preflight(file, region, client_factory(args.endpoint_url), args.account, primary)
     findings = check.run()
     print(report(findings))
     failed = [f for f in findings if not f.ok]
