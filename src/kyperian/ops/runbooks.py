@@ -661,7 +661,12 @@ def check(pages: Sequence[Path] | None = None, environment: str = "production") 
     found: list[str] = []
     variables = {"ENV": environment, "AWS_REGION": "us-east-1"}
     for path in runbook_pages() if pages is None else pages:
-        for command in page_commands(path):
+        try:
+            commands = page_commands(path)
+        except ValueError as exc:  # shlex: an unclosed quote; ours: an unbalanced $(
+            found.append(f"{path.name}: a shell block does not parse: {exc}")
+            continue
+        for command in commands:
             if not command.is_aws:
                 continue
             aws = split_aws(expand_command(command, variables, strict=False))

@@ -201,6 +201,10 @@ def test_the_runbook_check_reports_a_bad_page(
     assert code == 1
     assert "bad.md:2: aws ecs update-service: unknown option --desired-counts" in out
     assert "bad.md:3: aws ecs describe-services: --query" in out
+    # AND a block the shell parser cannot read is reported, not a crash
+    page.write_text("```bash\necho 'unclosed\n```\n", encoding="utf-8")
+    assert main(["ops", "runbooks", "check", str(page)]) == 1
+    assert "bad.md: a shell block does not parse: No closing quotation" in capsys.readouterr().out
 
 
 def test_every_query_is_valid_jmespath() -> None:
