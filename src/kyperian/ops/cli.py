@@ -145,18 +145,19 @@ def _add_ops(commands: Any) -> None:
 
 
 def _restore_drill(args: argparse.Namespace) -> int:
-    if not 0 < 2 * args.damaged <= args.items:
-        print("kyperian ops restore-drill: need 0 < 2 * --damaged <= --items", file=sys.stderr)
-        return 2
     dynamodb = client_factory(args.endpoint_url)("dynamodb", args.region)
-    drill = restore_drill.RestoreDrill(
-        dynamodb,
-        args.table,
-        emulated=args.emulator or args.endpoint_url is not None,
-        items=args.items,
-        damaged=args.damaged,
-        say=print,
-    )
+    try:
+        drill = restore_drill.RestoreDrill(
+            dynamodb,
+            args.table,
+            emulated=args.emulator or args.endpoint_url is not None,
+            items=args.items,
+            damaged=args.damaged,
+            say=print,
+        )
+    except ValueError as exc:
+        print(f"kyperian ops restore-drill: {exc}", file=sys.stderr)
+        return 2
     try:
         report = drill.run()
     except restore_drill.DrillFailed as exc:

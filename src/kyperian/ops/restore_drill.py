@@ -159,6 +159,13 @@ class RestoreDrill:
     say: Callable[[str], None] = lambda _line: None
     _keys: list[tuple[str, str]] = field(default_factory=list, init=False)
 
+    def __post_init__(self) -> None:
+        if not 0 < 2 * self.damaged <= self.items:
+            raise ValueError(
+                f"need 0 < 2 * damaged <= items (the damage overwrites {self.damaged} items and "
+                f"deletes {self.damaged} others), got items={self.items}, damaged={self.damaged}"
+            )
+
     def run(self) -> Report:
         """Run every step; raise ``DrillFailed`` on the first check that does not hold.
 
