@@ -222,6 +222,12 @@ class Settings(BaseSettings):
     symbol_index_refresh_seconds: float = Field(default=3600, ge=0)
     """How often a process rewrites a symbol's item in the board's symbol index."""
 
+    # --- alarms to the chat channels (issue 14, docs/cockpit.md) ---
+    alarm_watch_seconds: float = Field(default=60, ge=0, le=3600)
+    """How often each engine task reads the ``kyperian-<env>-*`` CloudWatch alarms to forward
+    their state changes as ``alarm`` notices (one task wins each change); 0 turns it off.
+    Off as well when no notification channel is configured."""
+
     # --- engine authentication ---
     engine_token: SecretStr | None = Field(default=None, min_length=16)
     """The engine API's bearer token (KYPERIAN_ENGINE_TOKEN): local stack and tests. When set,

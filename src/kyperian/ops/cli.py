@@ -24,7 +24,7 @@ from kyperian.ops.deploy import add_arguments as add_deploy_arguments
 from kyperian.ops.deploy import run as run_deploy
 from kyperian.ops.drift import Drift
 from kyperian.ops.drift import markdown as drift_markdown
-from kyperian.ops.parameters import TEMPLATES, ParameterFile, load_parameter_file
+from kyperian.ops.parameters import TEMPLATES, ParameterFile, load_parameter_file, primary_of
 from kyperian.ops.preflight import ClientFactory, Preflight, report
 from kyperian.ops.preview import Preview, markdown
 from kyperian.settings import get_settings
@@ -212,14 +212,22 @@ def _loaded(args: argparse.Namespace) -> tuple[ParameterFile, str] | None:
     try:
         return _file(args)
     except (OSError, ValueError) as exc:
-        print(f"kyperian deploy {args.deploy_command}: {exc}", file=sys.stderr)
+        _unusable(args, exc)
         return None
 
 
+def _unusable(args: argparse.Namespace, exc: Exception) -> int:
+    print(f"kyperian deploy {args.deploy_command}: {exc}", file=sys.stderr)
+    return 1
+
+
 def _preflight(args: argparse.Namespace) -> int:
-    if (loaded := _loaded(args)) is None:
-        return 1
-    check = Preflight(*loaded, client_factory(args.endpoint_url), args.account)
+    try:
+        file, region = _file(args)
+        primary = primary_of(args.parameters) if args.parameters else None
+    except (OSError, ValueError) as exc:
+        return _unusable(args, exc)
+    check = Preflight(file, region, client_factory(args.endpoint_url), args.account, primary)
     findings = check.run()
     print(report(findings))
     failed = [f for f in findings if not f.ok]

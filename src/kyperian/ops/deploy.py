@@ -15,7 +15,8 @@ What it must never do: deploy the ``cicd`` bootstrap stack (the roles the pipeli
 with) unless ``--bootstrap`` says an administrator is at the keyboard; carry on after a stack
 failed; start an update while a rollback-trigger alarm is already firing (it would roll back
 at once and hide the cause) unless ``--allow-alarming`` says this deploy is the fix; deploy
-production when its alarms reach no one (``monitoring.AlertEmail`` empty in the parameter file).
+production when its alarms reach no one (``monitoring.AlertEmail`` empty in the parameter file),
+or a production DR deploy whose notices topic would not e-mail the primary's ``NoticeEmail``.
 
 Usage::
 
@@ -43,6 +44,8 @@ from typing import TYPE_CHECKING, Any, Final
 import boto3
 import yaml
 from botocore.exceptions import BotoCoreError, ClientError
+
+from kyperian.ops.parameters import ParameterFile, notice_subscriber_problem
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudformation import CloudFormationClient
@@ -328,6 +331,21 @@ def check_alarm_subscriber(environment: str, parameters: Mapping[str, Mapping[st
         raise DeployError(f"refusing a production deploy: {problem}")
     if problem:
         print(f"warning: {problem}", file=sys.stderr, flush=True)
+
+
+def notice_subscriber_of(path: Path, parameters: Mapping[str, Mapping[str, str]]) -> str | None:
+    """For a DR file, why its notices topic would not e-mail the primary file's address.
+
+    ``kyperian.ops.parameters.notice_subscriber_problem`` on this file and the primary file
+    beside it (``production.json`` for ``production-dr.json``); None for a primary file.
+    """
+    primary = path.with_name(f"{path.stem.removesuffix('-dr')}{path.suffix}")
+    if not path.stem.endswith("-dr") or not primary.is_file():
+        return None
+    return notice_subscriber_problem(
+        ParameterFile(path.stem, {k: dict(v) for k, v in parameters.items()}),
+        ParameterFile(primary.stem, load_parameter_file(primary)),
+    )
 
 
 def _parameters_of(path: Path, key: str, entry: Any) -> dict[str, str]:
@@ -1160,12 +1178,17 @@ def run(args: argparse.Namespace, session: boto3.Session | None = None) -> int:
             dashboards_dir=args.dashboards_dir,
         )
         print(plan.describe(), flush=True)
+        notices = notice_subscriber_of(parameters_path, parameters)
         if args.dry_run:
-            problem = alarm_subscriber_problem(args.environment, parameters)
-            if problem:
-                print(f"warning: {problem}", file=sys.stderr, flush=True)
+            for problem in (alarm_subscriber_problem(args.environment, parameters), notices):
+                if problem:
+                    print(f"warning: {problem}", file=sys.stderr, flush=True)
             return 0
         check_alarm_subscriber(args.environment, parameters)
+        if notices and args.environment == "production":
+            raise DeployError(f"refusing a production deploy: {notices}")
+        if notices:
+            print(f"warning: {notices}", file=sys.stderr, flush=True)
         aws = Aws(session or boto3.Session(), endpoint_url=args.endpoint_url)
         role_arn = args.role_arn or execution_role(aws, plan)
         if role_arn:
