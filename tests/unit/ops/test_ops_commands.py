@@ -74,3 +74,20 @@ def test_a_deploy_step_names_itself_when_its_parameter_file_is_unusable(
     err = capsys.readouterr().err
     assert err.startswith(f"kyperian deploy {step}: ")
     assert "No such file or directory" in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["--only", "scale-ecs,no-such-drill"], "unknown drill(s) ['no-such-drill']"),
+        (["--attach", "--api-key", "k"], "--attach needs --redis-port"),
+    ],
+)
+def test_the_drill_refuses_misuse_before_starting_anything(
+    argv: list[str], says: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # WHEN `kyperian ops drill` is given a drill it does not know, or --attach without the stack
+    code = main(["ops", "drill", *argv])
+    # THEN it exits 2 (usage) and says why, without starting a local stack
+    assert code == 2
+    assert says in capsys.readouterr().err
