@@ -86,6 +86,7 @@ class AlarmWatch:
             reading.reason,
             reading.description,
             reading.changed_at,
+            self._states.region,
         )
         logger.info(
             "alarm state change forwarded",
