@@ -280,3 +280,30 @@ def test_the_dr_regions_alarms_of_the_same_name_are_told_apart(
     told += dr.poll_once() + primary.poll_once()
     # THEN each change is told once, naming its region; neither region's record hid the other's
     assert [n.title for n in told] == [f"ALARM: {ALARM} (us-east-1)", f"ALARM: {ALARM} (us-west-2)"]
+
+
+def test_a_task_writes_once_per_change_not_once_per_poll(
+    stack: Stack, engine_aws: EngineAws
+) -> None:
+    # GIVEN a task that has polled once (recording the alarm)
+    watch = stack.watch()
+    watch.poll_once()
+    stored = _stored(engine_aws)
+    # WHEN the item is removed behind its back and it polls again with nothing changed
+    engine_aws.dynamodb.delete_item(TableName=engine_aws.decisions_table, Key=stored)
+    watch.poll_once()
+    # THEN it did not write again (it remembers the change it claimed)
+    assert _stored(engine_aws, missing_ok=True) is None
+    # AND a new change is written (and told) at the next poll
+    stack.set_state("ALARM")
+    assert len(watch.poll_once()) == 1
+    assert _stored(engine_aws) is not None
+
+
+def _stored(engine_aws: EngineAws, missing_ok: bool = False) -> Any:
+    key = {"PK": {"S": f"ALARM-STATE#us-east-1#{ALARM}"}, "SK": {"S": "state"}}
+    item = engine_aws.dynamodb.get_item(TableName=engine_aws.decisions_table, Key=key).get("Item")
+    if item is None:
+        assert missing_ok
+        return None
+    return key
