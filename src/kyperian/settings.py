@@ -36,7 +36,8 @@ class Settings(BaseSettings):
     aws_connect_timeout: float = 1.0
     aws_read_timeout: float = 2.0
     aws_max_attempts: int = Field(default=3, ge=1, le=10)
-    """botocore 'standard' retry attempts per call, kept low to answer TradingView within 3 s."""
+    """Attempts per AWS call, the first included (botocore 'standard' mode's
+    ``total_max_attempts``): kept low to answer TradingView within 3 s."""
 
     signals_table: str = ""
     """Signals table name; default ``kyperian-<environment>-signals``."""

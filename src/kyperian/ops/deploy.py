@@ -698,6 +698,17 @@ def _error_text(exc: ClientError) -> str:
     return f"{error.get('Code', 'Error')}: {error.get('Message', str(exc))}"
 
 
+def describe_stack(cfn: Any, name: str) -> dict[str, Any] | None:
+    """The stack's description, or None when it does not exist (any other error raises)."""
+    try:
+        stacks = cfn.describe_stacks(StackName=name)["Stacks"]
+    except ClientError as exc:
+        if "does not exist" in _error_text(exc):
+            return None
+        raise
+    return dict(stacks[0]) if stacks else None
+
+
 class Deployer:
     """Runs a ``Plan`` against AWS: change sets, waits, events, rollback triggers, dashboards."""
 
@@ -768,7 +779,7 @@ class Deployer:
         except ClientError as exc:
             raise DeployError(
                 f"Lambda package s3://{bucket}/{key} is missing ({_error_text(exc)}): "
-                "upload build/lambda.zip first (scripts/package_lambda.py)"
+                "upload build/lambda.zip first (make package: kyperian ops package-lambda)"
             ) from exc
 
     # -- one stack --
@@ -778,7 +789,7 @@ class Deployer:
             step = self.with_dr_targets(step)
         cfn = self.aws.cloudformation(step.region)
         self.out(f"\n=== {step.name} ({step.region})")
-        stack = self._describe(cfn, step.name)
+        stack = describe_stack(cfn, step.name)
         status = stack["StackStatus"] if stack else None
         if status in BLOCKED:
             raise DeployError(f"{step.name} is {status}: {BLOCKED[status]}")
@@ -846,7 +857,7 @@ class Deployer:
         if not self.plan.dr_region or step.parameters.get("DrOriginTargetDomainName"):
             return step
         name = stack_name(self.plan.environment, "api")
-        stack = self._describe(self.aws.cloudformation(self.plan.dr_region), name)
+        stack = describe_stack(self.aws.cloudformation(self.plan.dr_region), name)
         outputs = self._outputs(stack) if stack else {}
         target, zone = (
             outputs.get("OriginTargetDomainName"),
@@ -926,15 +937,6 @@ class Deployer:
 
     # -- waiting and printing --
 
-    def _describe(self, cfn: CloudFormationClient, name: str) -> dict[str, Any] | None:
-        try:
-            stacks = cfn.describe_stacks(StackName=name)["Stacks"]
-        except ClientError as exc:
-            if "does not exist" in _error_text(exc):
-                return None
-            raise
-        return dict(stacks[0]) if stacks else None
-
     def _deadline(self) -> float:
         return time.monotonic() + self.timeout_seconds
 
@@ -986,7 +988,7 @@ class Deployer:
             for event in reversed(fresh):  # the API lists newest first
                 seen.add(event["EventId"])
                 self.out("  " + format_event(event))
-            stack = self._describe(cfn, name)
+            stack = describe_stack(cfn, name)
             if stack is None:
                 raise DeployError(f"{name} disappeared while deploying")
             status = stack["StackStatus"]

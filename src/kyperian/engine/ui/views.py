@@ -406,9 +406,8 @@ def ledger_view(
         return LedgerView(installed=False)
     try:
         book = execution.book()
-        ledger = execution.ledger
-        pending = ledger.orders(execution.account, states=[OrderState.PENDING_APPROVAL])
-        recent = ledger.orders(execution.account, limit=ORDERS_READ)
+        pending = execution.orders(states=[OrderState.PENDING_APPROVAL])
+        recent = execution.orders(limit=ORDERS_READ)
     except KyperianError as exc:
         return LedgerView(installed=True, problem=f"ledger unavailable: {exc}")
     prices = {p.symbol: marks(p.symbol) for p in book.positions if p.quantity}
