@@ -15,8 +15,10 @@ alert of several timeframes counts each signal apart, so each of its breakdowns 
 document of its own (still one per signal, not one per dimension).
 
 ``POWERTOOLS_METRICS_DISABLED`` (and ``POWERTOOLS_DEV``) silence it, as they silence
-Powertools' ``Metrics``. It keeps per-invocation state: one instance per process, used by
-one request at a time, as a Lambda execution environment does.
+Powertools' ``Metrics``; they are read when it is made and when its dimensions are set
+(once per container: a Lambda's environment does not change while it runs). It keeps
+per-invocation state: one instance per process, used by one request at a time, as a Lambda
+execution environment does.
 """
 
 from __future__ import annotations
@@ -66,10 +68,15 @@ class RequestMetrics:
     _values: dict[str, list[float]] = field(default_factory=dict)
     _units: dict[str, Unit] = field(default_factory=dict)
     _breakdowns: list[_Breakdown] = field(default_factory=list)
+    _disabled: bool = field(default_factory=is_metrics_disabled)
 
     def set_dimensions(self, **dimensions: str) -> None:
-        """The dimensions every metric carries (``service``, ``environment``)."""
+        """The dimensions every metric carries (``service``, ``environment``).
+
+        Also reads again whether metrics are disabled.
+        """
         self._dimensions = dict(dimensions)
+        self._disabled = is_metrics_disabled()
 
     def add(self, name: str, unit: Unit, value: float) -> None:
         """Count ``value`` under the default dimensions."""
@@ -98,7 +105,7 @@ class RequestMetrics:
         """Print what was counted (unless metrics are disabled), then clear it."""
         documents = self.documents()
         self.clear()
-        if documents and not is_metrics_disabled():
+        if documents and not self._disabled:
             self.write("".join(json.dumps(d, separators=(",", ":")) + "\n" for d in documents))
 
     def log_metrics(self, handler: Callable[..., _R]) -> Callable[..., _R]:
