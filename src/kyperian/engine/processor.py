@@ -317,6 +317,9 @@ class SignalProcessor:
             "quantity": str(order.quantity),
             "reason": order.reason,
         }
+        if execution.settled_before:  # a redelivery: counted and notified the first time
+            logger.info("order already settled", extra=details)
+            return
         if execution.kind is ExecutionKind.ORDERED:
             self.metrics.order(accepted=True)
             logger.info("order placed", extra=details)

@@ -4,13 +4,20 @@ Positions change only by fills (``apply_fill``), cash only by fills' cash change
 book always equals the sum of the fills the ledger holds: the ledger adapter writes a
 fill, its position and the cash together in one transaction. Exposure counts open orders
 too (intents, pending approvals, submitted and resting orders): an order on its way is
-risk already taken, whichever task placed it. Pure: no I/O.
+risk already taken, whichever task placed it.
+
+The book also carries what the limits on the whole book need, written with the fills
+and the intents rather than recomputed from history, so one read of the book answers
+every limit: each position keeps its latest stop-out and its quantity and mark at the
+start of its last trading day (UTC), the account the cash its fills moved per UTC day,
+and a counter the orders of the current UTC minute. Pure: no I/O.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -18,6 +25,16 @@ from pydantic import BaseModel, ConfigDict, Field
 from kyperian.domain.brokers import Account, Position
 from kyperian.domain.models import IsoTime
 from kyperian.execution.orders import PRICE_STEP, AccountKey, LedgerFill, LedgerOrder
+
+
+def utc_day(at: datetime) -> str:
+    """``at``'s UTC date, ``YYYY-MM-DD`` (the daily-loss limit's day)."""
+    return at.astimezone(UTC).strftime("%Y-%m-%d")
+
+
+def utc_minute(at: datetime) -> str:
+    """``at``'s UTC minute, ``YYYY-MM-DDTHH:MM`` (the order-rate limit's window)."""
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M")
 
 
 class LedgerAccount(BaseModel):
@@ -33,6 +50,8 @@ class LedgerAccount(BaseModel):
     halted: bool = False
     halt_reason: str | None = None
     opened_at: IsoTime
+    day_cash: dict[str, Decimal] = Field(default_factory=dict)
+    """Per UTC day (``YYYY-MM-DD``): the sum of that day's fills' cash changes."""
 
 
 class LedgerPosition(BaseModel):
@@ -45,6 +64,14 @@ class LedgerPosition(BaseModel):
     average_price: Decimal = Decimal(0)
     realized_pnl: Decimal = Decimal(0)
     last_price: Decimal | None = None
+    last_stop_out_at: IsoTime | None = None
+    """When a fill last closed this position at a loss (commission included)."""
+    day: str | None = None
+    """UTC day (``YYYY-MM-DD``) of the latest fill."""
+    day_open_quantity: Decimal = Decimal(0)
+    """Quantity held when ``day`` began (before its first fill)."""
+    day_open_price: Decimal = Decimal(0)
+    """The mark (last fill's price, else average) when ``day`` began."""
     version: int = Field(default=0, ge=0)
     """0 for a position never written."""
 
@@ -52,9 +79,20 @@ class LedgerPosition(BaseModel):
         """The price the position is valued at: given, else last traded, else average."""
         return price or self.last_price or self.average_price
 
+    def opening_value(self, day: str) -> Decimal:
+        """What the position was worth at the start of UTC ``day``, at its marks then."""
+        if self.day is not None and self.day >= day:
+            return self.day_open_quantity * self.day_open_price
+        return self.quantity * self.mark()
+
 
 def apply_fill(position: LedgerPosition, fill: LedgerFill) -> LedgerPosition:
-    """The position after one fill: average up on adding, realize on reducing, reset on a flip."""
+    """The position after one fill: average up on adding, realize on reducing, reset on a flip.
+
+    A fill that closes the position (to zero or through it) at a loss, commission
+    included, is a stop-out: its time is kept. The first fill of a later UTC day keeps
+    what the position was at that day's start (quantity and mark).
+    """
     before = position.quantity
     signed = fill.signed_quantity
     after = before + signed
@@ -72,15 +110,23 @@ def apply_fill(position: LedgerPosition, fill: LedgerFill) -> LedgerPosition:
             average = Decimal(0)
         elif (after > 0) != (before > 0):
             average = fill.price
-    return position.model_copy(
-        update={
-            "quantity": after,
-            "average_price": average,
-            "realized_pnl": realized - fill.commission,
-            "last_price": fill.price,
-            "version": position.version + 1,
-        }
-    )
+    realized -= fill.commission
+    closed_out = before != 0 and (after == 0 or (after > 0) != (before > 0))
+    update: dict[str, object] = {
+        "quantity": after,
+        "average_price": average,
+        "realized_pnl": realized,
+        "last_price": fill.price,
+        "version": position.version + 1,
+    }
+    if closed_out and realized < position.realized_pnl:
+        update["last_stop_out_at"] = max(
+            fill.filled_at, position.last_stop_out_at or fill.filled_at
+        )
+    day = utc_day(fill.filled_at)
+    if position.day is None or day > position.day:
+        update |= {"day": day, "day_open_quantity": before, "day_open_price": position.mark()}
+    return position.model_copy(update=update)
 
 
 def fold_fills(fills: Iterable[LedgerFill]) -> dict[str, LedgerPosition]:
@@ -100,9 +146,20 @@ class Book(BaseModel):
     account: LedgerAccount
     positions: tuple[LedgerPosition, ...] = ()
     open_orders: tuple[LedgerOrder, ...] = ()
+    order_counts: dict[str, int] = Field(default_factory=dict)
+    """Orders recorded per UTC minute (``YYYY-MM-DDTHH:MM``): the current one, maybe stale ones."""
 
     def position(self, symbol: str) -> LedgerPosition | None:
         return next((p for p in self.positions if p.symbol == symbol), None)
+
+    def orders_in_minute(self, now: datetime) -> int:
+        """Orders recorded in ``now``'s UTC minute (the order-rate counter)."""
+        return self.order_counts.get(utc_minute(now), 0)
+
+    def opening_equity(self, day: str) -> Decimal:
+        """Equity at the start of UTC ``day``: cash before the day's fills plus positions then."""
+        cash = self.account.cash - self.account.day_cash.get(day, Decimal(0))
+        return cash + sum((p.opening_value(day) for p in self.positions), Decimal(0))
 
     def equity(self, marks: Mapping[str, Decimal] | None = None) -> Decimal:
         """Cash plus every position at its mark (the given price, else the last fill)."""

@@ -2,10 +2,12 @@
 
 The sequence for a decision (its client order id is the decision id):
 
-1. Read the ledger's order for that id. None: size it from the book and *record the
-   intent* with a conditional put (``attribute_not_exists``), already moved along the
-   state machine to PENDING_APPROVAL (approval mode) or to SUBMITTED with a lease: one
-   write, and only its winner may call the venue; a loser reads the winner's record.
+1. Size the order from the book and *record the intent* with a conditional put
+   (``attribute_not_exists``), already moved along the state machine to
+   PENDING_APPROVAL (approval mode) or to SUBMITTED with a lease: one write (taking a
+   slot of the minute's order counter in the same transaction when the order rate is
+   limited), and only its winner may call the venue; a loser (a redelivery, another
+   task) gets the winner's record back from the failed write and carries on from it.
 2. An INTENT found later (written by an older task) does the same move as a versioned
    write: INTENT -> PENDING_APPROVAL, or INTENT -> SUBMITTED under a lease.
 3. The lease holder submits once. A refusal is recorded (REJECTED with the venue's
@@ -25,7 +27,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -35,7 +37,7 @@ from typing import Final
 from kyperian.domain.brokers import Broker, Order, OrderRequest, OrderSide
 from kyperian.domain.decisions import Decision, Veto, VetoCode
 from kyperian.domain.errors import InvalidOrderError, KyperianError, TemporaryError
-from kyperian.execution.book import Book
+from kyperian.execution.book import Book, utc_minute
 from kyperian.execution.orders import (
     AccountKey,
     IllegalTransition,
@@ -44,9 +46,9 @@ from kyperian.execution.orders import (
     apply_venue_order,
     transition,
 )
-from kyperian.execution.ports import Ledger, OrderExists, StaleRecord
+from kyperian.execution.ports import Ledger, OrderExists, RateLimited, RateSlot, StaleRecord
 from kyperian.execution.reconcile import Mismatch, compare
-from kyperian.execution.risk import BookLimits, book_veto
+from kyperian.execution.risk import BookLimits, book_veto, rate_veto
 from kyperian.execution.sizing import client_order_id, plan_order
 
 _ATTEMPTS: Final = 4
@@ -84,6 +86,8 @@ class ExecutionKind(StrEnum):
 class Execution:
     kind: ExecutionKind
     order: LedgerOrder
+    settled_before: bool = False
+    """The order was already settled when this call found it (a redelivery): nothing new."""
 
     @property
     def resolved(self) -> bool:
@@ -160,15 +164,13 @@ class OrderExecutor:
     def risk_veto(self, decision: Decision) -> Veto | None:
         """A veto when the decision breaches a limit on the whole book, else None.
 
-        Gross exposure reads the book fusion just read (this thread's), so it costs no extra
-        call. The order-rate, daily-loss and cooldown limits (``kyperian.execution.risk``)
-        need the ledger's orders and fills, which the book does not hold: one strongly
-        consistent query each, only for an actionable decision and only when that limit
-        is on. An entry that reduces the symbol's committed position is never vetoed by
-        gross exposure, daily loss or cooldown.
+        Every limit reads the book fusion just read (this thread's), so it costs no extra
+        call: the order-rate, daily-loss and cooldown limits (``kyperian.execution.risk``)
+        read what the ledger writes into the book with each intent and fill. An entry
+        that reduces the symbol's committed position is never vetoed by gross exposure,
+        daily loss or cooldown.
         """
-        limited = self.limits.needs_orders or self.limits.needs_fills
-        if self.max_gross_exposure is None and not limited:
+        if self.max_gross_exposure is None and not self.limits.any:
             return None
         if not decision.actionable or decision.price is None:
             return None
@@ -195,10 +197,7 @@ class OrderExecutor:
         )
 
     def _limits_veto(self, decision: Decision, book: Book) -> Veto | None:
-        limits = self.limits
-        orders = self.ledger.orders(self.account, limit=_ALL) if limits.needs_orders else []
-        fills = self.ledger.fills(self.account) if limits.needs_fills else []
-        return book_veto(limits, decision, book, orders, fills, self._clock())
+        return book_veto(self.limits, decision, book, self._clock())
 
     def _sizing_book(self) -> Book:
         recent: tuple[float, Book] | None = getattr(self._recent, "book", None)
@@ -214,18 +213,20 @@ class OrderExecutor:
         if not decision.actionable:
             return None
         cid = client_order_id(decision.decision_id)
-        order = self.ledger.order(self.account, cid)
-        if order is not None:
+        book = self._sizing_book()
+        order, mine = self._record_intent(decision, cid, book)
+        if not mine:
+            kind = _KIND_OF_STATE.get(order.state)
+            if kind is not None:
+                return Execution(kind, order, settled_before=True)
             return self._advance(order)
-        order, mine = self._record_intent(decision, cid)
-        if mine and order.state is OrderState.SUBMITTED:
-            return self._send(order, maybe_sent=False)
+        if order.state is OrderState.SUBMITTED:
+            return self._send(order, maybe_sent=False, book=book)
         return self._advance(order)
 
-    def _record_intent(self, decision: Decision, cid: str) -> tuple[LedgerOrder, bool]:
+    def _record_intent(self, decision: Decision, cid: str, book: Book) -> tuple[LedgerOrder, bool]:
         """The decision's order as recorded, and whether this call recorded it."""
         now = self._clock()
-        book = self._sizing_book()
         request = plan_order(
             decision, book.as_account(), book.as_position(decision.symbol), self.venue.caps
         )
@@ -244,13 +245,40 @@ class OrderExecutor:
         )
         first = self._first_move(intent, self._refusal(book, request), now)
         try:
-            self.ledger.create_order(first)
-        except OrderExists:
-            existing = self.ledger.order(self.account, cid)
+            self._create(first, book, now)
+        except OrderExists as exists:
+            existing = exists.existing or self.ledger.order(self.account, cid)
             if existing is None:  # pragma: no cover - a conditional put cannot lose the row
                 raise TemporaryError(f"order {cid} exists but cannot be read yet") from None
             return existing, False
+        except RateLimited as full:
+            veto = rate_veto(full.limit, full.limit)
+            first = transition(
+                intent, OrderState.REJECTED, now, reason=f"{veto.code}: {veto.reason}"
+            )
+            return self._record_intent_refused(first)
         return first, True
+
+    def _create(self, order: LedgerOrder, book: Book, now: datetime) -> None:
+        """Record a new order; one that may reach the venue takes a slot of the minute."""
+        limit = self.limits.max_orders_per_minute
+        if not limit or order.state is OrderState.REJECTED:
+            self.ledger.create_order(order)
+            return
+        minute = utc_minute(now)
+        stale = tuple(m for m in book.order_counts if m != minute)
+        self.ledger.create_order(order, RateSlot(minute=minute, limit=limit, stale=stale))
+
+    def _record_intent_refused(self, refused: LedgerOrder) -> tuple[LedgerOrder, bool]:
+        """Record the refusal of an intent the order counter turned away (or the winner's)."""
+        try:
+            self.ledger.create_order(refused)
+        except OrderExists as exists:
+            existing = exists.existing or self.ledger.order(self.account, refused.client_order_id)
+            if existing is None:  # pragma: no cover - a conditional put cannot lose the row
+                raise TemporaryError(f"order {refused.client_order_id} not readable") from None
+            return existing, False
+        return refused, True
 
     def _first_move(self, intent: LedgerOrder, refusal: str | None, now: datetime) -> LedgerOrder:
         """Where a new intent goes before it is written: refused, pending, or leased."""
@@ -310,8 +338,12 @@ class OrderExecutor:
             raise TemporaryError(f"order {order.client_order_id} vanished from the ledger")
         return fresh
 
-    def _send(self, order: LedgerOrder, maybe_sent: bool) -> Execution:
-        """Call the venue once under the lease; ask it first if an earlier attempt may have."""
+    def _send(self, order: LedgerOrder, maybe_sent: bool, book: Book | None = None) -> Execution:
+        """Call the venue once under the lease; ask it first if an earlier attempt may have.
+
+        ``book``: the book the order was sized on, so booking its fill need not read the
+        position again (the write still holds the position to the version read).
+        """
         if maybe_sent:
             found = self._ask_venue(order)
             if found is None:
@@ -332,7 +364,7 @@ class OrderExecutor:
             venue_order = self.venue.submit_order(request)
         except KyperianError as exc:
             return self._after_failed_submit(order, exc)
-        return self._record(order, venue_order)
+        return self._record(order, venue_order, book)
 
     def _after_failed_submit(self, order: LedgerOrder, failure: KyperianError) -> Execution:
         """Never resubmit: ask the venue. A refusal it does not hold is recorded as one."""
@@ -359,7 +391,9 @@ class OrderExecutor:
             return self._advance(self._reread(order), 1)
         return Execution(ExecutionKind.REFUSED, refused)
 
-    def _record(self, order: LedgerOrder, venue_order: Order) -> Execution:
+    def _record(
+        self, order: LedgerOrder, venue_order: Order, book: Book | None = None
+    ) -> Execution:
         """Book the venue's answer (state and fills) exactly once, re-reading on a race."""
         current = order
         for _ in range(_ATTEMPTS):
@@ -368,9 +402,10 @@ class OrderExecutor:
                 return Execution(_KIND_OF_STATE.get(current.state, ExecutionKind.ORDERED), current)
             updated, fills = change
             try:
-                self.ledger.record(updated, fills)
+                self.ledger.record(updated, fills, book)
             except StaleRecord:
                 current = self._reread(current)
+                book = None
                 continue
             return Execution(_KIND_OF_STATE.get(updated.state, ExecutionKind.ORDERED), updated)
         return Execution(ExecutionKind.IN_DOUBT, current)
@@ -422,13 +457,9 @@ class OrderExecutor:
     # --- people and housekeeping --------------------------------------------------------
 
     def approve(self, cid: str) -> Execution:
-        """A person approves a pending order: it is sent now (or expires if it is too late)."""
+        """A person approves a pending order: it is sent now (never once it has expired)."""
         order = self._pending(cid)
         now = self._clock()
-        if order.expires_at is not None and order.expires_at <= now:
-            expired = transition(order, OrderState.EXPIRED, now, reason="approval expired")
-            self.ledger.save_order(expired)
-            raise IllegalTransition(f"order {cid} expired before it was approved")
         account = self.ledger.account(self.account)
         if account is not None and account.halted:
             raise IllegalTransition(f"trading is halted: {account.halt_reason}")
@@ -448,12 +479,45 @@ class OrderExecutor:
         return refused
 
     def _pending(self, cid: str) -> LedgerOrder:
+        """The order if it still waits for a person; an overdue one is expired first."""
         order = self.ledger.order(self.account, cid)
         if order is None:
             raise InvalidOrderError(f"no order {cid}")
+        order = self._expired_if_due(order)
         if order.state is not OrderState.PENDING_APPROVAL:
             raise IllegalTransition(f"order {cid} is {order.state}, not waiting for approval")
         return order
+
+    def _expired_if_due(self, order: LedgerOrder) -> LedgerOrder:
+        """A pending order past its time, recorded EXPIRED (as the ledger has it after a race)."""
+        now = self._clock()
+        if order.state is not OrderState.PENDING_APPROVAL or order.expires_at is None:
+            return order
+        if order.expires_at > now:
+            return order
+        expired = transition(order, OrderState.EXPIRED, now, reason="approval expired")
+        try:
+            self.ledger.save_order(expired)
+        except StaleRecord:
+            return self._expired_if_due(self._reread(order))
+        return expired
+
+    def orders(
+        self,
+        symbol: str | None = None,
+        states: Sequence[OrderState] | None = None,
+        limit: int = 100,
+    ) -> list[LedgerOrder]:
+        """The account's orders as of now: a pending order past its time reads as EXPIRED.
+
+        Expiry is enforced where it is seen, not only on the reconciliation tick: an
+        overdue order found here is recorded EXPIRED before it is shown.
+        """
+        wanted = set(states) if states else None
+        read = None if wanted is None else [*wanted, OrderState.PENDING_APPROVAL]
+        found = self.ledger.orders(self.account, symbol=symbol, states=read, limit=_ALL)
+        current = [self._expired_if_due(o) for o in found]
+        return [o for o in current if wanted is None or o.state in wanted][-limit:]
 
     def expire_approvals(self) -> int:
         """Expire pending orders past their time; returns how many."""

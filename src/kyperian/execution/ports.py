@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
@@ -20,15 +21,40 @@ from kyperian.execution.orders import AccountKey, LedgerFill, LedgerOrder, Order
 
 
 class OrderExists(KyperianError):
-    """An order with this client order id is already recorded: read it, never write again."""
+    """An order with this client order id is already recorded: read it, never write again.
 
-    def __init__(self, client_order_id: str) -> None:
+    ``existing`` is the recorded order when the failed write could return it (else None).
+    """
+
+    def __init__(self, client_order_id: str, existing: LedgerOrder | None = None) -> None:
         super().__init__(f"order {client_order_id} is already recorded")
         self.client_order_id = client_order_id
+        self.existing = existing
 
 
 class StaleRecord(KyperianError):
     """Someone else changed the record since it was read: read it again and decide again."""
+
+
+class RateLimited(KyperianError):
+    """The minute's order counter is full: the intent was not written."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the orders of this UTC minute reached the limit of {limit}")
+        self.limit = limit
+
+
+@dataclass(frozen=True, slots=True)
+class RateSlot:
+    """Take one of the ``limit`` order slots of UTC ``minute`` together with an intent.
+
+    ``stale`` names earlier minutes the caller saw on the counter: they are dropped in
+    the same write, so the counter holds one minute or a few, never a history.
+    """
+
+    minute: str
+    limit: int
+    stale: tuple[str, ...] = ()
 
 
 class Ledger(ABC):
@@ -49,8 +75,12 @@ class Ledger(ABC):
         """Account, positions and open orders together. Raises ``KyperianError`` if unopened."""
 
     @abstractmethod
-    def create_order(self, order: LedgerOrder) -> None:
-        """Record a new order. Raises ``OrderExists`` if its client order id is taken."""
+    def create_order(self, order: LedgerOrder, slot: RateSlot | None = None) -> None:
+        """Record a new order, taking ``slot`` on the minute's order counter in the same write.
+
+        Raises ``OrderExists`` if its client order id is taken, ``RateLimited`` if the
+        slot's minute is full (in both cases nothing is written).
+        """
 
     @abstractmethod
     def order(self, key: AccountKey, client_order_id: str) -> LedgerOrder | None:
@@ -71,11 +101,14 @@ class Ledger(ABC):
         """Write ``order`` over version ``order.version - 1``. Raises ``StaleRecord``."""
 
     @abstractmethod
-    def record(self, order: LedgerOrder, fills: Sequence[LedgerFill]) -> None:
+    def record(
+        self, order: LedgerOrder, fills: Sequence[LedgerFill], book: Book | None = None
+    ) -> None:
         """Save the order and book its fills, their positions and cash in one transaction.
 
-        Raises ``StaleRecord`` when the order or a position moved meanwhile (nothing is
-        written; read again and retry).
+        ``book``, a recent read, spares reading the positions again: the write still
+        holds each position to the version it was read at. Raises ``StaleRecord`` when
+        the order or a position moved meanwhile (nothing is written; read again, retry).
         """
 
     @abstractmethod

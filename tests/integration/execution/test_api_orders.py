@@ -126,3 +126,38 @@ def test_the_openapi_names_the_response_models(client: TestClient) -> None:
     assert {"LedgerOrder", "LedgerPosition", "AccountView", "HaltResult"} <= set(schemas)
     for path in ("/orders", "/positions", "/account", "/halt", "/resume"):
         assert path in spec["paths"]
+
+
+def test_an_expired_approval_reads_as_expired_and_cannot_be_approved(
+    client: TestClient, executor: OrderExecutor, ledger_aws: LedgerAws
+) -> None:
+    # GIVEN an order waiting for approval (600 s) and no reconciliation tick since
+    executor.execute(_decision("e" * 32))
+    ledger_aws.clock.advance(600)
+
+    # WHEN an operator lists pending orders and tries to approve it at its expiry
+    pending = client.get("/orders", params={"status": "PENDING_APPROVAL"}).json()
+    [listed] = client.get("/orders").json()
+    approved = client.post(f"/orders/{'e' * 32}/approve")
+
+    # THEN it is no longer pending but EXPIRED, and approving it is a conflict naming that
+    assert pending == []
+    assert (listed["client_order_id"], listed["state"]) == ("e" * 32, "EXPIRED")
+    assert approved.status_code == 409
+    assert "EXPIRED" in approved.json()["detail"]
+    assert executor.venue.find_order("e" * 32) is None
+
+
+def test_an_approval_due_to_expire_on_approve_is_refused_without_a_listing(
+    client: TestClient, executor: OrderExecutor, ledger_aws: LedgerAws
+) -> None:
+    # GIVEN a pending order whose time ran out, never listed since
+    executor.execute(_decision("f" * 32))
+    ledger_aws.clock.advance(601)
+
+    # WHEN it is approved, then rejected  THEN both are conflicts and it stays EXPIRED
+    assert client.post(f"/orders/{'f' * 32}/approve").status_code == 409
+    rejected = client.post(f"/orders/{'f' * 32}/reject")
+    assert rejected.status_code == 409
+    assert "EXPIRED" in rejected.json()["detail"]
+    assert executor.venue.find_order("f" * 32) is None

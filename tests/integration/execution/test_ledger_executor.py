@@ -313,3 +313,73 @@ def test_book_limits_veto_from_the_shared_ledger_and_lift_on_time(ledger_aws: Le
     assert other_task.risk_veto(_decision("c" * 32)) is not None
     ledger_aws.clock.advance(1)
     assert other_task.risk_veto(_decision("c" * 32)) is None
+
+
+def test_two_tasks_racing_for_the_last_order_slot_of_a_minute_place_one_order(
+    ledger_aws: LedgerAws,
+) -> None:
+    # GIVEN a limit of 1 order per minute and two tasks that both read an empty minute
+    account = ledger_aws.new_account()
+    limits = BookLimits(max_orders_per_minute=1)
+    first, second = (ledger_aws.executor(account, limits=limits) for _ in range(2))
+    aapl, msft = _decision("a" * 32), _decision("m" * 32).model_copy(update={"symbol": "MSFT"})
+    first.exposure("AAPL", 100)
+    second.exposure("MSFT", 100)
+    assert first.risk_veto(aapl) is None
+    assert second.risk_veto(msft) is None
+
+    # WHEN both execute their decision in the same minute
+    placed = first.execute(aapl)
+    refused = second.execute(msft)
+
+    # THEN the counter lets one order through; the other is recorded refused, naming the limit
+    assert placed is not None
+    assert refused is not None
+    assert placed.kind is ExecutionKind.ORDERED
+    assert refused.kind is ExecutionKind.REFUSED
+    assert "MAX_ORDERS_PER_MINUTE" in (refused.order.reason or "")
+    assert len(ledger_aws.venue(account).store.orders()) == 1
+    key = AccountKey(venue="paper", account_id=account)
+    assert ledger_aws.ledger().book(key).order_counts == {"2026-01-05T15:00": 1}
+    # AND a redelivery of the refused decision is settled, not counted or sent again
+    again = second.execute(msft)
+    assert again is not None
+    assert (again.kind, again.settled_before) == (ExecutionKind.REFUSED, True)
+    # AND the next minute's order drops the counter's passed minute
+    ledger_aws.clock.advance(60)
+    first.exposure("AAPL", 100)
+    later = first.execute(_decision("b" * 32))
+    assert later is not None
+    assert later.kind is ExecutionKind.ORDERED
+    assert ledger_aws.ledger().book(key).order_counts == {"2026-01-05T15:01": 1}
+
+
+def test_the_book_keeps_what_the_limits_need_with_each_fill(ledger_aws: LedgerAws) -> None:
+    # GIVEN 50 AAPL bought at 100 yesterday, more at 110 today, then sold through zero at 90
+    account = ledger_aws.new_account()
+    executor = ledger_aws.executor(account)
+    key = AccountKey(venue="paper", account_id=account)
+    executor.execute(_decision("y" * 32))
+    ledger_aws.clock.advance(86_400)
+    executor.execute(_decision("t" * 32, size=0.02, price=110))
+    ledger_aws.clock.advance(1)
+    executor.exposure("AAPL", 90)  # the recent book rides along to booking the fill
+    executor.execute(_decision("s" * 32, Action.SELL, size=0.07, price=90))
+
+    # WHEN the book is read back
+    book = ledger_aws.ledger().book(key)
+    position = book.position("AAPL")
+
+    # THEN positions and cash still equal the fills, and the book holds the stop-out and
+    # the day's opening state the limits read, as the history of fills defines them
+    fills = ledger_aws.ledger().fills(key)
+    assert position == fold_fills(fills)["AAPL"]
+    assert position is not None
+    assert position.quantity < 0
+    assert position.last_stop_out_at == ledger_aws.clock.now
+    today = ledger_aws.clock.now.strftime("%Y-%m-%d")
+    assert set(book.account.day_cash) == {today}  # yesterday's entry was dropped
+    assert book.account.day_cash[today] == sum(
+        (f.cash_change for f in fills if f.filled_at.strftime("%Y-%m-%d") == today), Decimal(0)
+    )
+    assert book.opening_equity(today) == Decimal(95000) + 50 * Decimal(100)

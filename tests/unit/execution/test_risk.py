@@ -1,4 +1,10 @@
-"""Book limits: the order rate never passes its limit, the cooldown ends exactly, losses veto."""
+"""Book limits: the order rate never passes its limit, the cooldown ends exactly, losses veto.
+
+The limits read only the book (what the ledger writes with each fill and intent); these
+tests build the book the way the ledger does (``apply_fill`` in booking order, the day's
+cash per UTC day, the minute's counter) and hold it to the definitions computed from the
+whole history of fills.
+"""
 
 from __future__ import annotations
 
@@ -18,26 +24,46 @@ from kyperian.execution import (
     BookLimits,
     LedgerAccount,
     LedgerFill,
-    LedgerOrder,
     LedgerPosition,
-    OrderState,
     book_veto,
     fold_fills,
 )
-from kyperian.execution.risk import daily_pnl, day_start, orders_in_window, stop_outs
+from kyperian.execution.book import apply_fill, utc_day, utc_minute
+from kyperian.execution.risk import daily_pnl, day_start
 from tests.signal_factory import NOW
 
 ACCOUNT = AccountKey(venue="paper", account_id="paper")
 CASH = Decimal(100000)
 
 
-def _book(fills: Sequence[LedgerFill] = ()) -> Book:
+def _book(fills: Sequence[LedgerFill] = (), counts: dict[str, int] | None = None) -> Book:
+    """The book as the ledger writes it: fills booked in the order given."""
     positions = fold_fills(fills)
     cash = CASH + sum((f.cash_change for f in fills), Decimal(0))
-    return Book(
-        account=LedgerAccount(key=ACCOUNT, starting_cash=CASH, cash=cash, opened_at=NOW),
-        positions=tuple(p for p in positions.values() if p.quantity),
+    day_cash: dict[str, Decimal] = {}
+    for fill in fills:
+        day = utc_day(fill.filled_at)
+        day_cash[day] = day_cash.get(day, Decimal(0)) + fill.cash_change
+    account = LedgerAccount(
+        key=ACCOUNT, starting_cash=CASH, cash=cash, opened_at=NOW, day_cash=day_cash
     )
+    return Book(account=account, positions=tuple(positions.values()), order_counts=counts or {})
+
+
+def _history_stop_outs(fills: Sequence[LedgerFill]) -> dict[str, datetime]:
+    """The definition over the whole history: per symbol, its latest losing close."""
+    positions: dict[str, LedgerPosition] = {}
+    latest: dict[str, datetime] = {}
+    for fill in sorted(fills, key=lambda f: (f.filled_at, f.fill_id)):
+        before = positions.get(fill.symbol, LedgerPosition(symbol=fill.symbol))
+        after = apply_fill(before, fill)
+        positions[fill.symbol] = after
+        closed = before.quantity != 0 and (
+            after.quantity == 0 or (after.quantity > 0) != (before.quantity > 0)
+        )
+        if closed and after.realized_pnl - before.realized_pnl < 0:
+            latest[fill.symbol] = fill.filled_at
+    return latest
 
 
 def _decision(
@@ -58,13 +84,6 @@ def _fill(
     )  # fmt: skip
 
 
-def _order(n: int, at: datetime) -> LedgerOrder:
-    return LedgerOrder(
-        account=ACCOUNT, client_order_id=f"o{n}", symbol="AAPL", side=OrderSide.BUY,
-        quantity=Decimal(1), state=OrderState.FILLED, created_at=at, updated_at=at,
-    )  # fmt: skip
-
-
 # --- orders per minute -------------------------------------------------------------------
 
 
@@ -75,38 +94,45 @@ def _order(n: int, at: datetime) -> LedgerOrder:
 def test_the_order_rate_limit_never_lets_a_minute_hold_more_than_n(
     limit: int, offsets_ms: list[int]
 ) -> None:
-    # GIVEN decisions arriving at any times and a limit of N orders per minute
+    # GIVEN decisions arriving at any times and a limit of N orders per UTC minute
     limits = BookLimits(max_orders_per_minute=limit)
-    orders: list[LedgerOrder] = []
+    counts: dict[str, int] = {}
+    placed: list[datetime] = []
 
-    # WHEN each decision that is not vetoed places an order at its time
-    for n, offset in enumerate(sorted(offsets_ms)):
+    # WHEN each decision that is not vetoed places an order, counted in its minute
+    for offset in sorted(offsets_ms):
         now = NOW + timedelta(milliseconds=offset)
-        veto = book_veto(limits, _decision(at=now), _book(), orders, [], now)
+        veto = book_veto(limits, _decision(at=now), _book(counts=counts), now)
         if veto is None:
-            orders.append(_order(n, now))
+            counts[utc_minute(now)] = counts.get(utc_minute(now), 0) + 1
+            placed.append(now)
         else:
             assert veto.code is VetoCode.MAX_ORDERS_PER_MINUTE
 
-    # THEN no 60 s window ending at any order holds more than N orders
-    for order in orders:
-        assert orders_in_window(orders, order.created_at) <= limit
+    # THEN no UTC minute holds more than N orders
+    for at in placed:
+        assert sum(1 for o in placed if utc_minute(o) == utc_minute(at)) <= limit
     # AND the limit only refused when the minute was full
-    assert len(orders) >= min(limit, len(offsets_ms))
+    for offset in offsets_ms:
+        minute = utc_minute(NOW + timedelta(milliseconds=offset))
+        wanted = sum(1 for o in offsets_ms if utc_minute(NOW + timedelta(milliseconds=o)) == minute)
+        assert counts[minute] == min(limit, wanted)
 
 
-def test_the_order_rate_counts_a_sliding_minute_and_vetoes_even_reductions() -> None:
-    # GIVEN two orders, 59 s and 30 s ago, and a limit of 2 per minute
-    orders = [_order(1, NOW - timedelta(seconds=59)), _order(2, NOW - timedelta(seconds=30))]
+def test_the_order_rate_counts_the_utc_minute_and_vetoes_even_reductions() -> None:
+    # GIVEN two orders in this UTC minute and a limit of 2 per minute
+    minute = NOW.replace(second=30, microsecond=0)
+    counts = {utc_minute(minute): 2, utc_minute(minute - timedelta(minutes=1)): 7}
     limits = BookLimits(max_orders_per_minute=2)
 
-    # WHEN a sell is decided now  THEN it is vetoed with the count in the reason
-    veto = book_veto(limits, _decision(Action.SELL), _book(), orders, [], NOW)
+    # WHEN a sell is decided in the same minute  THEN it is vetoed with the count in the reason
+    veto = book_veto(limits, _decision(Action.SELL, at=minute), _book(counts=counts), minute)
     assert veto is not None
     assert veto.code is VetoCode.MAX_ORDERS_PER_MINUTE
     assert "2 orders" in veto.reason
-    # AND two seconds later the first has left the window and a new order may go
-    assert book_veto(limits, _decision(), _book(), orders, [], NOW + timedelta(seconds=1)) is None
+    # AND in the next minute a new order may go (the stale minute is not counted)
+    later = minute + timedelta(seconds=30)
+    assert book_veto(limits, _decision(at=later), _book(counts=counts), later) is None
 
 
 # --- cooldown after a stop-out -----------------------------------------------------------
@@ -121,7 +147,7 @@ def test_a_cooldown_is_honoured_exactly_up_to_its_end(cooldown: int, elapsed: in
     now = stop + timedelta(seconds=elapsed)
 
     # WHEN a new AAPL entry is decided `elapsed` seconds later
-    veto = book_veto(limits, _decision(at=now), _book(fills), [], fills, now)
+    veto = book_veto(limits, _decision(at=now), _book(fills), now)
 
     # THEN it is vetoed exactly while 0 <= elapsed < cooldown
     if 0 <= elapsed < cooldown:
@@ -142,19 +168,24 @@ def test_only_a_losing_close_is_a_stop_out_and_only_its_symbol_cools_down() -> N
         _fill(6, OrderSide.SELL, 5, "90", NOW + timedelta(seconds=1), "TSLA"),
     ]
 
-    # WHEN stop-outs are listed  THEN only AAPL's closing fill is one
-    assert stop_outs(fills) == {"AAPL": NOW + timedelta(seconds=1)}
+    # WHEN the book is kept  THEN only AAPL's closing fill is a stop-out, as the history says
+    book = _book(sorted(fills, key=lambda f: f.filled_at))
+    stopped = {p.symbol: p.last_stop_out_at for p in book.positions if p.last_stop_out_at}
+    assert stopped == {"AAPL": NOW + timedelta(seconds=1)} == _history_stop_outs(fills)
     # AND a short covered at a loss, or flipped through zero at a loss, is one too
     short = [
         _fill(7, OrderSide.SELL, 10, "100", NOW, "ES"),
         _fill(8, OrderSide.BUY, 15, "110", NOW + timedelta(seconds=2), "ES"),
     ]
-    assert stop_outs(short) == {"ES": NOW + timedelta(seconds=2)}
+    es = _book(short).position("ES")
+    assert es is not None
+    assert es.last_stop_out_at == NOW + timedelta(seconds=2)
+    assert _history_stop_outs(short) == {"ES": NOW + timedelta(seconds=2)}
     # AND a reducing sell of the still-held TSLA is no entry, so never cooled down
     limits = BookLimits(stop_out_cooldown_seconds=600)
     later = NOW + timedelta(seconds=2)
     sell = _decision(Action.SELL, "TSLA", at=later)
-    assert book_veto(limits, sell, _book(fills), [], fills, later) is None
+    assert book_veto(limits, sell, _book(fills), later) is None
 
 
 # --- max daily loss ----------------------------------------------------------------------
@@ -182,11 +213,11 @@ def test_daily_pnl_is_the_change_of_marked_equity_since_midnight(
     ]
     now = midnight + timedelta(seconds=86_399)
 
-    # WHEN the day's P&L is computed at the last fill's prices
-    pnl, opening = daily_pnl(CASH, fills, now)
+    # WHEN the fills are booked in time order and the day's P&L is read from the book
+    ordered = sorted(fills, key=lambda f: f.filled_at)
+    pnl, opening = daily_pnl(_book(ordered), now)
 
     # THEN it is the day's realized P&L plus the change of unrealized P&L since midnight
-    ordered = sorted(fills, key=lambda f: f.filled_at)
     before = fold_fills([f for f in ordered if f.filled_at < midnight]).get("AAPL")
     after = fold_fills(ordered).get("AAPL")
 
@@ -212,34 +243,34 @@ def test_a_daily_loss_at_the_limit_vetoes_entries_not_exits_and_resets_at_midnig
 
     # WHEN a MSFT entry is decided while AAPL trades at 95 (the last fill said 100)
     msft = _decision(symbol="MSFT", at=now)
-    assert book_veto(limits, msft, _book(fills), [], fills, now) is None
+    assert book_veto(limits, msft, _book(fills), now) is None
     aapl = _decision(price=95, at=now)
-    veto = book_veto(limits, aapl, _book(fills), [], fills, now)
+    veto = book_veto(limits, aapl, _book(fills), now)
 
     # THEN the AAPL entry at 95 (the last known price) is vetoed with the arithmetic
     assert veto is not None
     assert veto.code is VetoCode.MAX_DAILY_LOSS
     assert "5000.00" in veto.reason
     # AND a sell that reduces AAPL is allowed
-    assert book_veto(limits, _decision(Action.SELL, price=95), _book(fills), [], fills, now) is None
+    assert book_veto(limits, _decision(Action.SELL, price=95), _book(fills), now) is None
     # AND a loss just short of the limit does not veto
-    assert book_veto(limits, _decision(price=95.01, at=now), _book(fills), [], fills, now) is None
+    assert book_veto(limits, _decision(price=95.01, at=now), _book(fills), now) is None
     # AND a loss realized today vetoes today, and the next UTC day starts afresh
     closed = [*fills, _fill(2, OrderSide.SELL, 1000, "95", now)]
-    assert book_veto(limits, msft, _book(closed), [], closed, now) is not None
+    assert book_veto(limits, msft, _book(closed), now) is not None
     tomorrow = day_start(NOW) + timedelta(days=1, minutes=1)
     later = _decision(symbol="MSFT", at=tomorrow)
-    assert book_veto(limits, later, _book(closed), [], closed, tomorrow) is None
+    assert book_veto(limits, later, _book(closed), tomorrow) is None
 
 
 def test_disabled_limits_and_non_actionable_decisions_never_veto() -> None:
     # GIVEN a stop-out just now, a full minute of orders and a large loss
     fills = [_fill(1, OrderSide.BUY, 1000, "100", NOW), _fill(2, OrderSide.SELL, 1000, "50", NOW)]
-    orders = [_order(n, NOW) for n in range(10)]
+    counts = {utc_minute(NOW): 10}
     off = BookLimits(max_daily_loss=0, max_orders_per_minute=0, stop_out_cooldown_seconds=0)
 
     # WHEN limits are off, or the decision holds  THEN nothing is vetoed
-    assert book_veto(off, _decision(), _book(fills), orders, fills, NOW) is None
+    assert book_veto(off, _decision(), _book(fills, counts), NOW) is None
     on = BookLimits(max_daily_loss=0.01, max_orders_per_minute=1, stop_out_cooldown_seconds=60)
-    assert book_veto(on, _decision(Action.WAIT), _book(fills), orders, fills, NOW) is None
-    assert book_veto(on, _decision(), _book(fills), orders, fills, NOW) is not None
+    assert book_veto(on, _decision(Action.WAIT), _book(fills, counts), NOW) is None
+    assert book_veto(on, _decision(), _book(fills, counts), NOW) is not None

@@ -5,22 +5,27 @@ Table ``kyperian-<env>-ledger`` (``cloudformation/data.yaml``), one partition pe
 ==========================  ====================  ============================================
 PK                          SK                    item
 ==========================  ====================  ============================================
-``ACCOUNT#<venue>#<id>``    ``BOOK#ACCOUNT``      cash (a number, for ``ADD``), kill switch
-``ACCOUNT#<venue>#<id>``    ``BOOK#POSITION#<s>`` signed quantity, average price, ``version``
+``ACCOUNT#<venue>#<id>``    ``BOOK#ACCOUNT``      cash (a number, for ``ADD``), kill switch,
+                                                  ``day_cash_<YYYY-MM-DD>`` (the day's fills)
+``ACCOUNT#<venue>#<id>``    ``BOOK#POSITION#<s>`` signed quantity, average price, ``version``,
+                                                  last stop-out, the day's opening state
+``ACCOUNT#<venue>#<id>``    ``BOOK#RATE``         ``orders_<YYYY-MM-DDTHH:MM>``: the counter
 ``ACCOUNT#<venue>#<id>``    ``ORDER#<cid>``       the order; ``open_account`` while not final
 ``ACCOUNT#<venue>#<id>``    ``FILL#<fill id>``    one booked execution
 ``VENUE#paper#<id>``        ``ORDER#<cid>``       the paper venue's own books (its adapter)
 ==========================  ====================  ============================================
 
-The account and its positions share the ``BOOK#`` prefix, so the book is one strongly
-consistent query plus one on the sparse GSI ``open-orders-index`` (``open_account``,
-``SK``), which lists the orders that still count as exposure without reading finished
-ones. Exactly-once is the table's doing: an
-order is created with ``attribute_not_exists``, saved only over the version it was read
-at, and a fill is booked in one transaction with its order, its position (again on the
-version read) and the account's cash (``ADD``), the fill's own put refusing a second
-booking. So positions and cash always equal the sum of the fills. Nothing expires: these
-are financial records (no TTL).
+The account, its positions and the order counter share the ``BOOK#`` prefix, so the
+book (and with it every limit on the book) is one strongly consistent query plus one on
+the sparse GSI ``open-orders-index`` (``open_account``, ``SK``), which lists the orders
+that still count as exposure without reading finished ones. Exactly-once is the table's
+doing: an order is created with ``attribute_not_exists`` (in one transaction with a
+conditional increment of its minute's counter when the order rate is limited), saved
+only over the version it was read at, and a fill is booked in one transaction with its
+order, its position (again on the version read) and the account's cash and day cash
+(``ADD``), the fill's own put refusing a second booking. So positions and cash always
+equal the sum of the fills. Nothing expires: these are financial records (no TTL); the
+counter drops the minutes it has seen pass as it counts the next.
 """
 
 from __future__ import annotations
@@ -39,9 +44,9 @@ from pydantic import BaseModel, ValidationError
 from kyperian.adapters.aws.clients import classify, error_code
 from kyperian.domain.errors import OperationalError, TemporaryError
 from kyperian.domain.models import iso_utc
-from kyperian.execution.book import Book, LedgerAccount, LedgerPosition, apply_fill
+from kyperian.execution.book import Book, LedgerAccount, LedgerPosition, apply_fill, utc_day
 from kyperian.execution.orders import AccountKey, LedgerFill, LedgerOrder, OrderState
-from kyperian.execution.ports import Ledger, OrderExists, StaleRecord
+from kyperian.execution.ports import Ledger, OrderExists, RateLimited, RateSlot, StaleRecord
 
 Item = dict[str, Any]
 _M = TypeVar("_M", bound=BaseModel)
@@ -52,6 +57,10 @@ _KEYS: Final = frozenset({"PK", "SK", "open_account", "kind"})
 _BOOK: Final = "BOOK#"
 _ACCOUNT_SK: Final = "BOOK#ACCOUNT"
 _POSITION: Final = "BOOK#POSITION#"
+_RATE_SK: Final = "BOOK#RATE"
+_RATE_ATTR: Final = "orders_"
+_DAY_CASH: Final = "day_cash_"
+_CANCELLED: Final = frozenset({"TransactionCanceledException", "ConditionalCheckFailedException"})
 
 
 def account_pk(key: AccountKey) -> str:
@@ -117,7 +126,32 @@ def _item_to_account(item: Item) -> LedgerAccount:
     plain = _read(item)
     venue, _, account_id = str(plain.pop("account")).partition("#")
     plain["key"] = {"venue": venue, "account_id": account_id}
+    days = [k for k in plain if k.startswith(_DAY_CASH)]
+    plain["day_cash"] = {k.removeprefix(_DAY_CASH): plain.pop(k) for k in days}
     return _validated(LedgerAccount, plain, item)
+
+
+def _order_counts(item: Item | None) -> dict[str, int]:
+    if item is None:
+        return {}
+    return {
+        k.removeprefix(_RATE_ATTR): int(v["N"]) for k, v in item.items() if k.startswith(_RATE_ATTR)
+    }
+
+
+def _reasons(exc: ClientError) -> list[str]:
+    """Per transaction item, why it was cancelled (``None`` when it was not the cause)."""
+    response: dict[str, Any] = dict(exc.response)
+    reasons: list[dict[str, Any]] = response.get("CancellationReasons") or []
+    return [str(r.get("Code")) for r in reasons]
+
+
+def _old_item(exc: ClientError) -> Item | None:
+    """The item a failed conditional write found (``ReturnValuesOnConditionCheckFailure``)."""
+    response: dict[str, Any] = dict(exc.response)
+    reasons: list[dict[str, Any]] = response.get("CancellationReasons") or []
+    item: Item | None = response.get("Item") or (reasons[0].get("Item") if reasons else None)
+    return item
 
 
 class DynamoLedger(Ledger):
@@ -173,14 +207,17 @@ class DynamoLedger(Ledger):
         )
 
     def book(self, key: AccountKey) -> Book:
-        items = self._prefix(key, _BOOK)
-        account = next((i for i in items if i["SK"]["S"] == _ACCOUNT_SK), None)
+        items = {i["SK"]["S"]: i for i in self._prefix(key, _BOOK)}
+        account = items.get(_ACCOUNT_SK)
         if account is None:
             raise OperationalError(f"ledger account {key} is not opened")
         return Book(
             account=_item_to_account(account),
-            positions=tuple(_item_to_position(i) for i in items if i["SK"]["S"] != _ACCOUNT_SK),
+            positions=tuple(
+                _item_to_position(i) for sk, i in items.items() if sk.startswith(_POSITION)
+            ),
             open_orders=tuple(self._open_orders(key)),
+            order_counts=_order_counts(items.get(_RATE_SK)),
         )
 
     def positions(self, key: AccountKey) -> list[LedgerPosition]:
@@ -196,15 +233,58 @@ class DynamoLedger(Ledger):
 
     # --- orders -------------------------------------------------------------------------
 
-    def create_order(self, order: LedgerOrder) -> None:
+    def create_order(self, order: LedgerOrder, slot: RateSlot | None = None) -> None:
+        put = {
+            "TableName": self.table_name,
+            "Item": order_to_item(order),
+            "ConditionExpression": "attribute_not_exists(PK)",
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        }
+        actions: list[Item] = [{"Put": put}]
+        if slot is not None:
+            actions.append(self._rate_update(order.account, slot))
         try:
-            self._call(
-                "put_item",
-                Item=order_to_item(order),
-                ConditionExpression="attribute_not_exists(PK)",
-            )
-        except StaleRecord as exc:
-            raise OrderExists(order.client_order_id) from exc
+            if slot is None:
+                self._client.put_item(**put)
+            else:
+                self._client.transact_write_items(TransactItems=actions)
+        except ClientError as exc:
+            self._creation_failed(order, slot, exc)
+        except BotoCoreError as exc:
+            raise classify(exc, "recording an order intent") from exc
+
+    def _creation_failed(self, order: LedgerOrder, slot: RateSlot | None, exc: ClientError) -> None:
+        code = error_code(exc)
+        if code not in _CANCELLED:
+            raise classify(exc, "recording an order intent") from exc
+        reasons = _reasons(exc)
+        if code == "ConditionalCheckFailedException" or reasons[:1] == ["ConditionalCheckFailed"]:
+            old = _old_item(exc)
+            existing = item_to_order(old) if old else None
+            raise OrderExists(order.client_order_id, existing) from exc
+        if slot is not None and reasons[1:2] == ["ConditionalCheckFailed"]:
+            raise RateLimited(slot.limit) from exc
+        raise TemporaryError(f"recording order {order.client_order_id}: {reasons}") from exc
+
+    def _rate_update(self, key: AccountKey, slot: RateSlot) -> Item:
+        """Count one order in ``slot.minute`` unless it is full; drop the stale minutes."""
+        names = {"#n": f"{_RATE_ATTR}{slot.minute}"}
+        names |= {f"#s{i}": f"{_RATE_ATTR}{m}" for i, m in enumerate(slot.stale)}
+        remove = f" REMOVE {', '.join(n for n in names if n != '#n')}" if slot.stale else ""
+        return {
+            "Update": {
+                "TableName": self.table_name,
+                "Key": {"PK": {"S": account_pk(key)}, "SK": {"S": _RATE_SK}},
+                "UpdateExpression": f"SET #n = if_not_exists(#n, :zero) + :one{remove}",
+                "ConditionExpression": "attribute_not_exists(#n) OR #n < :limit",
+                "ExpressionAttributeNames": names,
+                "ExpressionAttributeValues": {
+                    ":zero": {"N": "0"},
+                    ":one": {"N": "1"},
+                    ":limit": {"N": str(slot.limit)},
+                },
+            }
+        }
 
     def order(self, key: AccountKey, client_order_id: str) -> LedgerOrder | None:
         response = self._call(
@@ -239,10 +319,22 @@ class DynamoLedger(Ledger):
             ExpressionAttributeValues={":prev": {"N": str(order.version - 1)}},
         )
 
-    def record(self, order: LedgerOrder, fills: Sequence[LedgerFill]) -> None:
+    def record(
+        self, order: LedgerOrder, fills: Sequence[LedgerFill], book: Book | None = None
+    ) -> None:
         if not fills:
             self.save_order(order)
             return
+        try:
+            self._book_fills(order, fills, book)
+        except StaleRecord:
+            if book is None:
+                raise
+            self._book_fills(order, fills, None)  # the hint was stale: read the positions
+
+    def _book_fills(
+        self, order: LedgerOrder, fills: Sequence[LedgerFill], book: Book | None
+    ) -> None:
         key = order.account
         actions: list[Item] = [
             {
@@ -256,15 +348,12 @@ class DynamoLedger(Ledger):
             }
         ]
         actions += [self._put_new(_fill_item(key, fill)) for fill in fills]
-        actions += self._position_writes(key, fills)
-        actions.append(self._cash_update(key, fills))
+        actions += self._position_writes(key, fills, book)
+        actions.append(self._cash_update(key, fills, book))
         try:
             self._client.transact_write_items(TransactItems=actions)
         except ClientError as exc:
-            if error_code(exc) in {
-                "TransactionCanceledException",
-                "ConditionalCheckFailedException",
-            }:
+            if error_code(exc) in _CANCELLED:
                 raise StaleRecord(f"order {order.client_order_id} or its position moved") from exc
             raise classify(exc, "booking fills in the ledger") from exc
         except BotoCoreError as exc:
@@ -279,10 +368,15 @@ class DynamoLedger(Ledger):
             }
         }
 
-    def _position_writes(self, key: AccountKey, fills: Sequence[LedgerFill]) -> list[Item]:
+    def _position_writes(
+        self, key: AccountKey, fills: Sequence[LedgerFill], book: Book | None
+    ) -> list[Item]:
         writes = []
         for symbol in sorted({f.symbol for f in fills}):
-            before = self._position(key, symbol)
+            if book is None:
+                before = self._position(key, symbol)
+            else:
+                before = book.position(symbol) or LedgerPosition(symbol=symbol)
             after = before
             for fill in (f for f in fills if f.symbol == symbol):
                 after = apply_fill(after, fill)
@@ -307,15 +401,29 @@ class DynamoLedger(Ledger):
         item: Item | None = response.get("Item")
         return _item_to_position(item) if item else LedgerPosition(symbol=symbol)
 
-    def _cash_update(self, key: AccountKey, fills: Sequence[LedgerFill]) -> Item:
+    def _cash_update(self, key: AccountKey, fills: Sequence[LedgerFill], book: Book | None) -> Item:
+        """Cash and each fill day's cash move by the fills; days before them are dropped."""
         cash = sum((f.cash_change for f in fills), Decimal(0))
+        by_day: dict[str, Decimal] = {}
+        for fill in fills:
+            day = utc_day(fill.filled_at)
+            by_day[day] = by_day.get(day, Decimal(0)) + fill.cash_change
+        names = {f"#d{i}": f"{_DAY_CASH}{d}" for i, d in enumerate(sorted(by_day))}
+        values = {":cash": {"N": str(cash)}}
+        values |= {f":d{i}": {"N": str(by_day[d])} for i, d in enumerate(sorted(by_day))}
+        adds = ", ".join(["cash :cash", *(f"#d{i} :d{i}" for i in range(len(by_day)))])
+        seen = book.account.day_cash if book is not None else {}
+        stale = sorted(d for d in seen if d < min(by_day))
+        names |= {f"#o{i}": f"{_DAY_CASH}{d}" for i, d in enumerate(stale)}
+        remove = f" REMOVE {', '.join(f'#o{i}' for i in range(len(stale)))}" if stale else ""
         return {
             "Update": {
                 "TableName": self.table_name,
                 "Key": {"PK": {"S": account_pk(key)}, "SK": {"S": _ACCOUNT_SK}},
-                "UpdateExpression": "ADD cash :cash",
+                "UpdateExpression": f"ADD {adds}{remove}",
                 "ConditionExpression": "attribute_exists(PK)",
-                "ExpressionAttributeValues": {":cash": {"N": str(cash)}},
+                "ExpressionAttributeNames": names,
+                "ExpressionAttributeValues": values,
             }
         }
 

@@ -29,11 +29,12 @@ def list_orders(
     state: Annotated[OrderState | None, Query(alias="status")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[LedgerOrder]:
-    """Orders of the account, each naming its decision and client order id."""
+    """Orders of the account, each naming its decision and client order id.
+
+    A pending order past its approval time is shown (and recorded) as EXPIRED.
+    """
     wanted = symbol.strip().upper() if symbol else None
-    return execution.ledger.orders(
-        execution.account, symbol=wanted, states=[state] if state else None, limit=limit
-    )
+    return execution.orders(symbol=wanted, states=[state] if state else None, limit=limit)
 
 
 @router.post("/{order_id}/approve", response_model=LedgerOrder, responses=_ERRORS)
