@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import io
 import json
+import logging
+import sys
 from collections.abc import Iterator
 from functools import partial
 from typing import Any
 
 import pytest
+from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 from hypothesis import given
 from hypothesis import strategies as st
 
 from kyperian.ingest import handler
-from kyperian.ingest.log import json_line_encoder, json_message
+from kyperian.ingest.log import json_line_encoder, json_message, make_formatter
 from tests.aws_resources import API_KEY
 from tests.conftest import FakeLambdaContext, IngestStack
 from tests.events.load import http_event
@@ -138,3 +141,76 @@ def test_a_gzip_capable_caller_still_gets_plain_json(ingest_stack: IngestStack) 
     assert response["isBase64Encoded"] is False
     assert "Content-Encoding" not in response["headers"]
     assert json.loads(response["body"])["symbol"] == "GZIP"
+
+
+plain = st.one_of(st.text(max_size=8), st.integers(), st.floats(), st.none(), st.booleans())
+key_names = st.sampled_from(
+    [
+        *("service", "correlation_id", "symbol", "level", "location", "timestamp", "message"),
+        *("name", "process", "threadName", "cold_start", "function_name", "exception"),
+    ]
+) | st.text(min_size=1, max_size=6)
+messages = st.one_of(st.text(max_size=20), json_texts, st.dictionaries(st.text(max_size=3), plain))
+
+
+def _raise() -> Any:
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        return sys.exc_info()
+
+
+@given(
+    message=messages,
+    args=st.sampled_from([(), ("x",)]),
+    extras=st.dictionaries(st.text(min_size=1, max_size=8), plain, max_size=4),
+    keys=st.dictionaries(key_names, st.one_of(plain, st.just("%(funcName)s")), max_size=4),
+    context_keys=st.dictionaries(st.text(min_size=1, max_size=5), plain, max_size=2),
+    with_exception=st.booleans(),
+)
+def test_the_formatter_writes_what_powertools_formatter_writes(
+    message: Any,
+    args: tuple[str, ...],
+    extras: dict[str, Any],
+    keys: dict[str, Any],
+    context_keys: dict[str, Any],
+    with_exception: bool,
+) -> None:
+    # GIVEN Powertools' formatter and ours, with the same decoder, encoder and keys
+    reference = LambdaPowertoolsFormatter(
+        json_deserializer=json_message, json_serializer=json_line_encoder().encode
+    )
+    ours = make_formatter()
+    for formatter in (reference, ours):
+        formatter.append_keys(**{"service": "svc", **keys})
+    ours.thread_safe_append_keys(**context_keys)  # thread-local: shared by both
+    reserved = {"args", "msg", "message", "asctime", "exc_info", "name"}
+    extra = {k: v for k, v in extras.items() if k not in reserved}
+    if isinstance(message, str) and args:
+        message += " %s"
+    record = logging.getLogger("fmt-test").makeRecord(
+        "fmt-test",
+        logging.INFO,
+        __file__,
+        7,
+        message,
+        args,
+        _raise() if with_exception else None,
+        "caller",
+        extra,
+    )
+    try:
+        # WHEN each formats the same record
+        expected: Any = _formatted(reference, record)
+        got = _formatted(ours, record)
+    finally:
+        ours.thread_safe_clear_keys()
+    # THEN the lines are the same, character for character (or both refuse the keys)
+    assert got == expected
+
+
+def _formatted(formatter: logging.Formatter, record: logging.LogRecord) -> Any:
+    try:
+        return formatter.format(record)
+    except (ValueError, TypeError) as exc:  # a reserved key given a non-text value
+        return type(exc)
