@@ -105,8 +105,20 @@ class Source(StrEnum):
 
 
 def _iso_utc(value: datetime) -> str:
-    """ISO 8601 in UTC with a ``Z`` suffix and millisecond precision: sortable as text."""
-    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    """ISO 8601 in UTC with a ``Z`` suffix and millisecond precision: sortable as text.
+
+    The fields are written as they stand (a value is expected in UTC; an offset is not
+    applied) and the microseconds cut to milliseconds: ``isoformat`` writes exactly that in
+    its first 23 characters, in half the time ``strftime`` takes (this runs four times per
+    webhook request). Before the year 1000 ``strftime`` writes the year unpadded (``5``,
+    not ``0005``), and that rendering is kept.
+    """
+    if value.year < _FOUR_DIGIT_YEARS:
+        return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    return value.isoformat(timespec="milliseconds")[:23] + "Z"
+
+
+_FOUR_DIGIT_YEARS = 1000
 
 
 IsoTime = Annotated[datetime, PlainSerializer(_iso_utc, return_type=str, when_used="json")]
