@@ -156,8 +156,29 @@ class Signal(BaseModel):
     """Epoch seconds after which DynamoDB may delete the stored signal."""
 
     def to_event_detail(self) -> dict[str, Any]:
-        """The JSON-ready form published on the event bus and cached by the engine."""
-        return self.model_dump(mode="json")
+        """The JSON-ready form published on the event bus and cached by the engine.
+
+        What ``self.model_dump(mode="json")`` answers, written out (a test compares the two
+        over arbitrary signals, values and types): pydantic reaches the times' serializer
+        through Python three times, and the dump cost twice this on every webhook request.
+        """
+        return {
+            "signal_id": self.signal_id,
+            "symbol": self.symbol,
+            "exchange": self.exchange,
+            "action": self.action.value,
+            "timeframe": self.timeframe.value,
+            "source": self.source.value,
+            "price": self.price,
+            "confidence": self.confidence,
+            "indicators": dict(self.indicators),
+            "take_profit": self.take_profit,
+            "stop_loss": self.stop_loss,
+            "timestamp": _iso_utc(self.timestamp),
+            "key_time": _iso_utc(self.key_time),
+            "received_at": _iso_utc(self.received_at),
+            "ttl": self.ttl,
+        }
 
 
 def iso_utc(value: datetime) -> str:
