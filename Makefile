@@ -72,8 +72,8 @@ security: ## bandit on src/ and scripts/; pip-audit of uv.lock (reported as skip
 	scripts/security-scan.sh
 
 package: install ## build/lambda.zip twice, compared byte for byte; prints size and sha256
-	$(RUN) python scripts/package_lambda.py --verify
+	$(RUN) kyperian ops package-lambda --verify
 
 drill: install redis ## run the runbooks' commands against a local stack, then the exactly-once drill
-	$(RUN) python -m scripts.drill
+	$(RUN) kyperian ops drill
 	$(RUN) python -W ignore -m scripts.drill_exactly_once

@@ -36,7 +36,8 @@ class Settings(BaseSettings):
     aws_connect_timeout: float = 1.0
     aws_read_timeout: float = 2.0
     aws_max_attempts: int = Field(default=3, ge=1, le=10)
-    """botocore 'standard' retry attempts per call, kept low to answer TradingView within 3 s."""
+    """Attempts per AWS call, the first included (botocore 'standard' mode's
+    ``total_max_attempts``): kept low to answer TradingView within 3 s."""
 
     signals_table: str = ""
     """Signals table name; default ``kyperian-<environment>-signals``."""
@@ -221,6 +222,12 @@ class Settings(BaseSettings):
     """First retry delay; doubled on each retry, capped at 60 s."""
     symbol_index_refresh_seconds: float = Field(default=3600, ge=0)
     """How often a process rewrites a symbol's item in the board's symbol index."""
+
+    # --- alarms to the chat channels (issue 14, docs/cockpit.md) ---
+    alarm_watch_seconds: float = Field(default=60, ge=0, le=3600)
+    """How often each engine task reads the ``kyperian-<env>-*`` CloudWatch alarms to forward
+    their state changes as ``alarm`` notices (one task wins each change); 0 turns it off.
+    Off as well when no notification channel is configured."""
 
     # --- engine authentication ---
     engine_token: SecretStr | None = Field(default=None, min_length=16)

@@ -22,6 +22,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from kyperian.client import api_key, engine_token
 from kyperian.local.emulator import STATS_PATH
 from kyperian.local.launcher import RunningStack, launch
 from tests.load import gate
@@ -108,6 +109,21 @@ def _locust(host: str, env: dict[str, str]) -> None:
     subprocess.run(argv, env=env, check=True)  # noqa: S603 - fixed argv
 
 
+def missing_credentials(host: str | None, engine: str | None) -> list[str]:
+    """What a run against a deployment (``HOST=``) lacks to be answered at all.
+
+    Without the webhook key every alert is refused (401) and the gate would judge a wall
+    of errors; without the engine token no decision can be read. Locally the run makes
+    both itself. The CLI's own lookup is used (variable, else the local stack's file).
+    """
+    if not host:
+        return []
+    missing = [] if api_key(None) else ["KYPERIAN_API_KEY (the webhook key)"]
+    if engine and not engine_token():
+        missing.append("KYPERIAN_ENGINE_TOKEN (to read decisions from ENGINE_URL)")
+    return missing
+
+
 def main() -> int:
     REPORTS.mkdir(parents=True, exist_ok=True)
     for old in ("requests.csv", "accepted.jsonl", "queue_depth.csv", "emulator.json"):
@@ -117,6 +133,10 @@ def main() -> int:
     engine = os.environ.get("ENGINE_URL")
     queue_url = os.environ.get("QUEUE_URL")
     stack: RunningStack | None = None
+    missing = missing_credentials(host, engine)
+    if missing:
+        print(f"HOST={host} needs " + " and ".join(missing), file=sys.stderr, flush=True)
+        return 2
     if not host:
         key = os.environ.get("KYPERIAN_API_KEY") or f"loadtest-{secrets.token_hex(16)}"
         stack = launch(key, REPORTS / "stack-logs")

@@ -4,12 +4,14 @@ A ``Notice`` is a short, channel-neutral message with a kind, so each channel ca
 filtered by kind and symbol. Decisions are turned into notices here, in words (vetoes
 spelled out), with no I/O; the dispatcher in ``kyperian.adapters.notify`` delivers them
 off the decision path. Order, halt and reconciliation notices are built by the execution
-code with ``Notice(...)`` and handed to the same dispatcher.
+code with ``Notice(...)`` and handed to the same dispatcher; alarm notices by the engine's
+alarm watcher, with the rule of which alarm changes are worth a message here.
 """
 
 from __future__ import annotations
 
 import hashlib
+from datetime import datetime
 from enum import StrEnum
 from typing import Final
 
@@ -37,6 +39,8 @@ class NoticeKind(StrEnum):
     HALT = "halt"
     """The kill switch was thrown (or released)."""
     RECONCILIATION_MISMATCH = "reconciliation_mismatch"
+    ALARM = "alarm"
+    """A ``kyperian-<env>-*`` CloudWatch alarm went into ALARM or left it (the alarm watcher)."""
 
 
 DEFAULT_KINDS: Final = frozenset(NoticeKind) - {NoticeKind.DECISION_OTHER}
@@ -95,4 +99,45 @@ def decision_notice(signal: Signal, decision: Decision) -> Notice:
         title=title[:100],
         text="\n".join(lines)[:1800],
         at=decision.decided_at,
+    )
+
+
+ALARM_STATE: Final = "ALARM"
+"""CloudWatch's alarming state; the others are ``OK`` and ``INSUFFICIENT_DATA``."""
+
+
+def alarm_worth_telling(previous: str | None, current: str, fresh: bool) -> bool:
+    """Whether an alarm's new state is news for the trader.
+
+    Entering ALARM and leaving it are; OK <-> INSUFFICIENT_DATA is not (a new alarm's first
+    evaluation, a metric that went quiet). ``previous`` None means no state was recorded
+    yet (first sighting): only an ALARM that began ``fresh`` (recently) is told, so a
+    restart or a first deploy does not replay old states.
+    """
+    if previous is None:
+        return current == ALARM_STATE and fresh
+    return previous != current and ALARM_STATE in (previous, current)
+
+
+def alarm_notice(
+    name: str, state: str, previous: str | None, reason: str, description: str, at: datetime
+) -> Notice:
+    """An alarm went into ALARM (title ``ALARM: <name>``) or left it (``resolved: ...``).
+
+    The text carries CloudWatch's reason and the alarm's description, which ends with the
+    runbook's link. ``notice_id`` is the alarm and the time of its change, so the same
+    change always makes the same notice.
+    """
+    if state == ALARM_STATE:
+        title = f"ALARM: {name}"
+    else:
+        title = f"resolved: {name} is {state.replace('_', ' ')}"
+    lines = [f"was {previous.replace('_', ' ')}" if previous else "first seen in this state"]
+    lines += [line for line in (reason.strip(), description.strip()) if line]
+    return Notice(
+        notice_id=notice_id("alarm", name, at.isoformat()),
+        kind=NoticeKind.ALARM,
+        title=title[:100],
+        text="\n".join(lines)[:1800],
+        at=at,
     )

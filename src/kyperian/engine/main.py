@@ -50,6 +50,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         services.notifier.start()
     if services.reconciler is not None:
         services.reconciler.start()
+    if services.alarms is not None:
+        services.alarms.start()
     if services.worker is not None:
         services.worker.start()
         logger.info("worker started", extra={"queue": services.settings.signal_queue_url})

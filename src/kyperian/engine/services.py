@@ -13,6 +13,7 @@ from typing import Final
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from kyperian.adapters.aws.alarms import CloudWatchAlarms, DynamoAlarmStates
 from kyperian.adapters.aws.clients import classify, make_client
 from kyperian.adapters.aws.decisions import DynamoDecisionStore
 from kyperian.adapters.aws.ledger import DynamoLedger
@@ -29,6 +30,7 @@ from kyperian.adapters.notify.orders import MismatchNotifier, OrderNotifier
 from kyperian.domain.activity import ActivityFeed, SymbolIndex
 from kyperian.domain.brokers import Broker
 from kyperian.domain.engine_ports import DecisionStore, SignalCache, SignalHistory
+from kyperian.engine.alarm_watch import AlarmWatch
 from kyperian.engine.degraded import CacheCircuit
 from kyperian.engine.processor import SignalProcessor
 from kyperian.engine.reconciler import Reconciler
@@ -68,6 +70,8 @@ class EngineServices:
     venues: Venues = field(default=None)  # type: ignore[assignment]  # built from settings
     """The live venues (``/broker/alpaca|ibkr|tda``), each built on first use."""
     watch: VenueWatch | None = None
+    alarms: AlarmWatch | None = None
+    """Forwards the stack's CloudWatch alarm changes to the channels (started by the lifespan)."""
 
     def __post_init__(self) -> None:
         if self.venues is None:
@@ -79,6 +83,8 @@ class EngineServices:
             self.reconciler.stop()
         if self.watch is not None:
             self.watch.stop()
+        if self.alarms is not None:
+            self.alarms.stop()
         self.venues.close()
         if self.notifier is not None:
             self.notifier.stop(timeout=2.0)  # what is left is dead-lettered, never lost silently
@@ -216,6 +222,21 @@ def build_services(settings: Settings) -> EngineServices:
         queue_depth=_queue_depth(settings),
         venues=venues,
         watch=VenueWatch.start_for(venues),
+        alarms=alarm_watch(settings, notifier),
+    )
+
+
+def alarm_watch(settings: Settings, notifier: NotificationDispatcher) -> AlarmWatch | None:
+    """The alarm watcher (not started), or None when it is off or no channel would listen."""
+    if settings.alarm_watch_seconds <= 0 or not notifier.channels:
+        return None
+    return AlarmWatch(
+        CloudWatchAlarms(make_client("cloudwatch", settings), f"kyperian-{settings.environment}-"),
+        DynamoAlarmStates(
+            settings.decisions_table, make_client("dynamodb", settings), settings.decision_ttl_days
+        ),
+        notifier.submit,
+        settings.alarm_watch_seconds,
     )
 
 

@@ -22,10 +22,9 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from kyperian import __version__
@@ -42,6 +41,7 @@ from kyperian.domain.ports import (
     SignalStore,
     same_secret,
 )
+from kyperian.ingest.emf import COUNT, MILLISECONDS, RequestMetrics
 from kyperian.ingest.intake import Accepted, SignalIntake
 from kyperian.ingest.parse import (
     ArrivalWindow,
@@ -59,7 +59,7 @@ METRICS_NAMESPACE = "Kyperian"
 _LOGGED_PROBLEMS = 10
 
 logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", "signal-validator"))
-metrics = Metrics(namespace=METRICS_NAMESPACE)
+metrics = RequestMetrics(namespace=METRICS_NAMESPACE)
 app = APIGatewayHttpResolver()
 
 
@@ -89,7 +89,7 @@ class Wiring:
 
 def _count_undo_failed(signal_ids: list[str]) -> None:
     """Rows left pending after a failed publish: the UndoFailed alarm watches this."""
-    metrics.add_metric(name="UndoFailed", unit=MetricUnit.Count, value=len(signal_ids))
+    metrics.add("UndoFailed", COUNT, len(signal_ids))
 
 
 def ingest_client(service: str, settings: Settings, attempts: int | None = None) -> Any:
@@ -107,7 +107,7 @@ def ingest_client(service: str, settings: Settings, attempts: int | None = None)
 def wiring() -> Wiring:
     """Build the AWS adapters from settings (cached; tests clear it to rewire)."""
     settings = get_settings()
-    metrics.set_default_dimensions(service=logger.service, environment=settings.environment)
+    metrics.set_dimensions(service=logger.service, environment=settings.environment)
     return Wiring(
         settings=settings,
         store=DynamoSignalStore(settings.signals_table, ingest_client("dynamodb", settings)),
@@ -157,7 +157,7 @@ def _authenticate(provided: str | None, deps: Wiring) -> None:
         datetime.now(UTC),
     )
     if matched is SecretMatch.PREVIOUS:
-        metrics.add_metric(name="PreviousApiKeyUsed", unit=MetricUnit.Count, value=1)
+        metrics.add("PreviousApiKeyUsed", COUNT, 1)
         logger.warning("request authenticated with the previous API key: update the alert")
     if matched is None:
         raise Unauthorized("missing or invalid API key")
@@ -212,26 +212,16 @@ def _accepted_view(item: Accepted) -> dict[str, Any]:
     }
 
 
-def _count_accepted(items: list[Accepted], settings: Settings) -> None:
+def _count_accepted(items: list[Accepted]) -> None:
     """SignalsAccepted in total and by action, timeframe and source (duplicates apart)."""
     for item in items:
         if item.duplicate:
-            metrics.add_metric(name="DuplicateSignals", unit=MetricUnit.Count, value=1)
+            metrics.add("DuplicateSignals", COUNT, 1)
             continue
-        metrics.add_metric(name="SignalsAccepted", unit=MetricUnit.Count, value=1)
-        for dimension in ("action", "timeframe", "source"):
-            _count_by("SignalsAccepted", dimension, getattr(item.signal, dimension), settings)
-
-
-def _count_by(name: str, dimension: str, value: str, settings: Settings) -> None:
-    with single_metric(
-        name=name,
-        unit=MetricUnit.Count,
-        value=1,
-        namespace=METRICS_NAMESPACE,
-        default_dimensions={"service": logger.service, "environment": settings.environment},
-    ) as metric:
-        metric.add_dimension(name=dimension, value=value)
+        signal = item.signal
+        metrics.add("SignalsAccepted", COUNT, 1)
+        by = {"action": signal.action, "timeframe": signal.timeframe, "source": signal.source}
+        metrics.add_by("SignalsAccepted", COUNT, 1, by)
 
 
 def _ingest(parse: Callable[[dict[str, Any], ArrivalWindow], list[Signal]]) -> list[Accepted]:
@@ -240,11 +230,11 @@ def _ingest(parse: Callable[[dict[str, Any], ArrivalWindow], list[Signal]]) -> l
     started = time.perf_counter()
     signals = parse(_read_alert(deps), _window(deps.settings))
     validation_ms = (time.perf_counter() - started) * 1000
-    metrics.add_metric(name="ValidationLatency", unit=MetricUnit.Milliseconds, value=validation_ms)
+    metrics.add("ValidationLatency", MILLISECONDS, validation_ms)
     # The first signal's id follows it through the bus, the queue and the engine's logs.
     logger.set_correlation_id(signals[0].signal_id)
     accepted = deps.intake.accept(signals)
-    _count_accepted(accepted, deps.settings)
+    _count_accepted(accepted)
     logger.info(
         "signals accepted",
         extra={
@@ -307,8 +297,8 @@ def _probe(name: str, check: Callable[[], object]) -> str:
 
 @app.exception_handler(RequestRejected)  # type: ignore[misc]  # Powertools leaves it untyped
 def _rejected(exc: RequestRejected) -> Response[str]:
-    metrics.add_metric(name="SignalsRejected", unit=MetricUnit.Count, value=1)
-    _count_by("SignalsRejected", "reason", exc.code, wiring().settings)
+    metrics.add("SignalsRejected", COUNT, 1)
+    metrics.add_by("SignalsRejected", COUNT, 1, {"reason": exc.code})
     details = [{"field": p.field, "reason": p.reason} for p in exc.problems]
     # Field and reason only (never the body; the passphrase is gone before validation), so
     # on-call can see why a sender's alerts are refused without asking for a sample.
@@ -325,7 +315,7 @@ def _rejected(exc: RequestRejected) -> Response[str]:
 @app.exception_handler(KyperianError)  # type: ignore[misc]  # Powertools leaves it untyped
 def _unavailable(exc: KyperianError) -> Response[str]:
     """A dependency failed: nothing was accepted; the caller should retry."""
-    metrics.add_metric(name="IngestUnavailable", unit=MetricUnit.Count, value=1)
+    metrics.add("IngestUnavailable", COUNT, 1)
     level = logger.error if isinstance(exc, OperationalError) else logger.warning
     level("signal not accepted: dependency failure", extra={"error": str(exc)})
     return _json(

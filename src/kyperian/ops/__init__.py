@@ -1,9 +1,11 @@
-"""Deploy tooling as package code: parameter files, preflight and bootstrap of one environment.
+"""Deploy tooling as package code: deploys, previews, checks, drills and the Lambda package.
 
-What ``scripts/`` did as loose scripts, typed and tested: read the templates and parameter files
-the way CloudFormation will, check an account before any change set (``preflight``), and create
-the prerequisites no template creates (``bootstrap``). Reached through ``kyperian deploy ...``;
-nothing in the product imports this package.
+What ``scripts/`` did as loose scripts, typed and tested, one module per concern: parameter
+files and templates (``parameters``), the deploy (``deploy``), ``preflight``, ``bootstrap``,
+``preview``, ``drift``, the runbook parser and check (``runbooks``), the runbook drills
+(``drill``), the point-in-time restore drill (``restore_drill``) and the Lambda zip
+(``lambda_package``). Reached through ``kyperian deploy ...`` and ``kyperian ops ...``
+(``ops/cli.py``); nothing in the product imports this package.
 """
 
 from kyperian.ops.parameters import ParameterFile, load_parameter_file

@@ -1,7 +1,9 @@
-"""``kyperian deploy ...``: the ops commands, registered by kyperian/cli.py.
+"""``kyperian deploy ...`` and ``kyperian ops ...``: the ops commands, registered by cli.py.
 
-Thin: parse, build the clients on the configurable endpoint (``make_client``), call the ops
-code, print, exit 0 when everything passed and 1 otherwise.
+``deploy`` holds what touches an AWS environment (preflight, bootstrap, preview, drift, apply);
+``ops`` the drills, the runbook check and the Lambda package. Thin: parse, build the clients on
+the configurable endpoint (``make_client``), call the ops code, print, exit 0 when everything
+passed and 1 otherwise.
 """
 
 from __future__ import annotations
@@ -9,27 +11,35 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from kyperian.adapters.aws.clients import make_client
+from kyperian.ops import drill, lambda_package, restore_drill, runbooks
 from kyperian.ops.bootstrap import Bootstrap, BootstrapError
 from kyperian.ops.deploy import add_arguments as add_deploy_arguments
 from kyperian.ops.deploy import run as run_deploy
 from kyperian.ops.drift import Drift
 from kyperian.ops.drift import markdown as drift_markdown
-from kyperian.ops.parameters import TEMPLATES, ParameterFile, load_parameter_file
+from kyperian.ops.parameters import TEMPLATES, ParameterFile, load_parameter_file, primary_of
 from kyperian.ops.preflight import ClientFactory, Preflight, report
 from kyperian.ops.preview import Preview, markdown
 from kyperian.settings import get_settings
 
 ENVIRONMENTS = ("staging", "production")
+Runner = Callable[[argparse.Namespace], int]
 
 
 def add_commands(commands: Any) -> None:
-    """Add ``deploy preflight`` and ``deploy bootstrap`` to the ``kyperian`` parser."""
+    """Add the ``deploy`` and ``ops`` groups to the ``kyperian`` parser."""
+    _add_deploy(commands)
+    _add_ops(commands)
+
+
+def _add_deploy(commands: Any) -> None:
     deploy = commands.add_parser("deploy", help="checks and one-time setup of an AWS environment")
     steps = deploy.add_subparsers(dest="deploy_command", required=True, metavar="STEP")
 
@@ -54,27 +64,23 @@ def add_commands(commands: Any) -> None:
     bootstrap.add_argument("--zone", required=True, help="public hosted zone, e.g. kyperian.com")
     bootstrap.set_defaults(run=_bootstrap)
 
-    preview = steps.add_parser(
+    _report_step(
+        steps,
         "preview",
         help="print what a deploy would change, as Markdown (change sets, deleted after)",
         description="A change set per existing stack (new stacks list their resources), "
         "described as Markdown: additions, modifications, removals, replacements and why. "
         "Nothing is deployed; the change sets are deleted.",
-    )
-    _common(preview)
-    preview.add_argument("--role-arn", help="CloudFormation execution role for the change sets")
-    preview.add_argument("--output", type=Path, help="also write the Markdown to this file")
-    preview.set_defaults(run=_preview)
-
-    drift = steps.add_parser(
+        run=_preview,
+    ).add_argument("--role-arn", help="CloudFormation execution role for the change sets")
+    _report_step(
+        steps,
         "drift",
         help="detect drift on every stack; exit 1 when a resource differs from its template",
         description="CloudFormation drift detection on each deployed stack of the parameter "
         "file; prints the drifted resources and properties as Markdown.",
+        run=_drift,
     )
-    _common(drift)
-    drift.add_argument("--output", type=Path, help="also write the Markdown to this file")
-    drift.set_defaults(run=_drift)
 
     apply = steps.add_parser(
         "apply",
@@ -84,6 +90,90 @@ def add_commands(commands: Any) -> None:
     )
     add_deploy_arguments(apply)
     apply.set_defaults(run=run_deploy)
+
+
+def _add_ops(commands: Any) -> None:
+    ops = commands.add_parser("ops", help="drills, the runbook check and the Lambda package")
+    tasks = ops.add_subparsers(dest="ops_command", required=True, metavar="TASK")
+
+    drills = tasks.add_parser(
+        "drill",
+        help="run the runbooks' commands against a local stack and check the outcome",
+        description=(drill.__doc__ or "").split("\n\n")[0],
+    )
+    drill.add_arguments(drills)
+    drills.set_defaults(run=drill.run)
+
+    pages = tasks.add_parser("runbooks", help="the runbooks' own commands")
+    page_tasks = pages.add_subparsers(dest="runbooks_command", required=True, metavar="TASK")
+    check = page_tasks.add_parser(
+        "check",
+        help="check every aws command of runbooks/*.md against botocore's models",
+        description="Service, operation or waiter, options, required options, enum values and "
+        "--query syntax of every `aws ...` command of the runbooks; exit 1 on any problem.",
+    )
+    check.add_argument("pages", nargs="*", type=Path, help="default: every runbooks/*.md page")
+    check.set_defaults(run=_check_runbooks)
+
+    restore = tasks.add_parser(
+        "restore-drill",
+        help="drill the point-in-time restore runbook on a scratch table, step by step, timed",
+        description="Copy the key schema of --table into a scratch table with recovery on, "
+        "write items, take the restore time T, damage the table, restore into a new table, "
+        "copy the good items back and verify the table holds exactly the items of T; print "
+        "each step's duration against runbooks/restore-point-in-time.md's budget. With "
+        "--endpoint-url or --emulator the endpoint is an emulator (moto), whose restore copies "
+        "the table as it is: the copy of T is then taken at T, and what the emulator returns "
+        "for T after the damage is reported. Without, it runs on the account (a few minutes: "
+        "T must become restorable) and deletes what it created.",
+    )
+    restore.add_argument("--table", default="kyperian-local-decisions", help="key schema source")
+    restore.add_argument("--region", default=os.environ.get("AWS_REGION") or "us-east-1")
+    restore.add_argument("--endpoint-url", help="AWS endpoint, e.g. the local stack's moto")
+    restore.add_argument("--emulator", action="store_true", help="the endpoint is an emulator")
+    restore.add_argument("--items", type=int, default=30, help="items written before T")
+    restore.add_argument("--damaged", type=int, default=5, help="items overwritten/deleted/added")
+    restore.set_defaults(run=_restore_drill)
+
+    package = tasks.add_parser(
+        "package-lambda",
+        help="build build/lambda.zip reproducibly from the lock file (what make package runs)",
+        description=(lambda_package.__doc__ or "").split("\n\n")[0],
+    )
+    lambda_package.add_arguments(package)
+    package.set_defaults(run=lambda_package.run)
+
+
+def _restore_drill(args: argparse.Namespace) -> int:
+    if not 0 < 2 * args.damaged <= args.items:
+        print("kyperian ops restore-drill: need 0 < 2 * --damaged <= --items", file=sys.stderr)
+        return 2
+    dynamodb = client_factory(args.endpoint_url)("dynamodb", args.region)
+    drill = restore_drill.RestoreDrill(
+        dynamodb,
+        args.table,
+        emulated=args.emulator or args.endpoint_url is not None,
+        items=args.items,
+        damaged=args.damaged,
+        say=print,
+    )
+    try:
+        report = drill.run()
+    except restore_drill.DrillFailed as exc:
+        print(f"restore drill FAILED: {exc}")
+        return 1
+    print("\n".join([*report.lines(), *(f"  note: {note}" for note in report.notes)]))
+    print("restore drill PASSED")
+    return 0
+
+
+def _check_runbooks(args: argparse.Namespace) -> int:
+    found = runbooks.check(args.pages or None)
+    pages = args.pages or runbooks.runbook_pages()
+    print(
+        "\n".join(found) if found else f"runbooks: every aws command of {len(pages)} pages is valid"
+    )
+    return 1 if found else 0
 
 
 def _common(command: argparse.ArgumentParser) -> None:
@@ -116,13 +206,24 @@ def _file(args: argparse.Namespace) -> tuple[ParameterFile, str]:
     return file, region
 
 
-def _preflight(args: argparse.Namespace) -> int:
+def _loaded(args: argparse.Namespace) -> tuple[ParameterFile, str] | None:
+    """The parameter file and region of ``args``; None (said on stderr) when unusable."""
     try:
-        file, region = _file(args)
+        return _file(args)
+    except (OSError, ValueError) as exc:
+        print(f"kyperian deploy {args.deploy_command}: {exc}", file=sys.stderr)
+        return None
+
+
+def _preflight(args: argparse.Namespace) -> int:
+    if (loaded := _loaded(args)) is None:
+        return 1
+    try:
+        primary = primary_of(args.parameters) if args.parameters else None
     except (OSError, ValueError) as exc:
         print(f"kyperian deploy preflight: {exc}", file=sys.stderr)
         return 1
-    check = Preflight(file, region, client_factory(args.endpoint_url), args.account)
+    check = Preflight(*loaded, client_factory(args.endpoint_url), args.account, primary)
     findings = check.run()
     print(report(findings))
     failed = [f for f in findings if not f.ok]
@@ -147,29 +248,38 @@ def _bootstrap(args: argparse.Namespace) -> int:
     return 0
 
 
-def _preview(args: argparse.Namespace) -> int:
-    try:
-        file, region = _file(args)
-    except (OSError, ValueError) as exc:
-        print(f"kyperian deploy preview: {exc}", file=sys.stderr)
-        return 1
-    previews = Preview(file, region, client_factory(args.endpoint_url), args.role_arn).run()
-    text = markdown(file, region, previews)
+def _report_step(
+    steps: Any, name: str, *, help: str, description: str, run: Runner
+) -> argparse.ArgumentParser:
+    """A read-only step that prints a Markdown report and may also write it to a file."""
+    step: argparse.ArgumentParser = steps.add_parser(name, help=help, description=description)
+    _common(step)
+    step.add_argument("--output", type=Path, help="also write the Markdown to this file")
+    step.set_defaults(run=run)
+    return step
+
+
+def _publish(args: argparse.Namespace, text: str, *, failed: bool) -> int:
+    """Print the report (and write it to ``--output``); 1 when ``failed``."""
     print(text, end="")
     if args.output:
         args.output.write_text(text, encoding="utf-8")
-    return 1 if any(p.status == "error" for p in previews) else 0
+    return 1 if failed else 0
+
+
+def _preview(args: argparse.Namespace) -> int:
+    if (loaded := _loaded(args)) is None:
+        return 1
+    file, region = loaded
+    previews = Preview(file, region, client_factory(args.endpoint_url), args.role_arn).run()
+    failed = any(p.status == "error" for p in previews)
+    return _publish(args, markdown(file, region, previews), failed=failed)
 
 
 def _drift(args: argparse.Namespace) -> int:
-    try:
-        file, region = _file(args)
-    except (OSError, ValueError) as exc:
-        print(f"kyperian deploy drift: {exc}", file=sys.stderr)
+    if (loaded := _loaded(args)) is None:
         return 1
+    file, region = loaded
     drifts = Drift(file, region, client_factory(args.endpoint_url)).run()
-    text = drift_markdown(file, drifts)
-    print(text, end="")
-    if args.output:
-        args.output.write_text(text, encoding="utf-8")
-    return 1 if any(d.status in ("DRIFTED", "FAILED") for d in drifts) else 0
+    failed = any(d.status in ("DRIFTED", "FAILED") for d in drifts)
+    return _publish(args, drift_markdown(file, drifts), failed=failed)

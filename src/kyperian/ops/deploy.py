@@ -15,7 +15,8 @@ What it must never do: deploy the ``cicd`` bootstrap stack (the roles the pipeli
 with) unless ``--bootstrap`` says an administrator is at the keyboard; carry on after a stack
 failed; start an update while a rollback-trigger alarm is already firing (it would roll back
 at once and hide the cause) unless ``--allow-alarming`` says this deploy is the fix; deploy
-production when its alarms reach no one (``monitoring.AlertEmail`` empty in the parameter file).
+production when its alarms reach no one (``monitoring.AlertEmail`` empty in the parameter file),
+or a production DR deploy whose notices topic would not e-mail the primary's ``NoticeEmail``.
 
 Usage::
 
@@ -43,6 +44,8 @@ from typing import TYPE_CHECKING, Any, Final
 import boto3
 import yaml
 from botocore.exceptions import BotoCoreError, ClientError
+
+from kyperian.ops.parameters import ParameterFile, notice_subscriber_problem
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudformation import CloudFormationClient
@@ -328,6 +331,21 @@ def check_alarm_subscriber(environment: str, parameters: Mapping[str, Mapping[st
         raise DeployError(f"refusing a production deploy: {problem}")
     if problem:
         print(f"warning: {problem}", file=sys.stderr, flush=True)
+
+
+def notice_subscriber_of(path: Path, parameters: Mapping[str, Mapping[str, str]]) -> str | None:
+    """For a DR file, why its notices topic would not e-mail the primary file's address.
+
+    ``kyperian.ops.parameters.notice_subscriber_problem`` on this file and the primary file
+    beside it (``production.json`` for ``production-dr.json``); None for a primary file.
+    """
+    primary = path.with_name(f"{path.stem.removesuffix('-dr')}{path.suffix}")
+    if not path.stem.endswith("-dr") or not primary.is_file():
+        return None
+    return notice_subscriber_problem(
+        ParameterFile(path.stem, {k: dict(v) for k, v in parameters.items()}),
+        ParameterFile(primary.stem, load_parameter_file(primary)),
+    )
 
 
 def _parameters_of(path: Path, key: str, entry: Any) -> dict[str, str]:
@@ -680,6 +698,17 @@ def _error_text(exc: ClientError) -> str:
     return f"{error.get('Code', 'Error')}: {error.get('Message', str(exc))}"
 
 
+def describe_stack(cfn: Any, name: str) -> dict[str, Any] | None:
+    """The stack's description, or None when it does not exist (any other error raises)."""
+    try:
+        stacks = cfn.describe_stacks(StackName=name)["Stacks"]
+    except ClientError as exc:
+        if "does not exist" in _error_text(exc):
+            return None
+        raise
+    return dict(stacks[0]) if stacks else None
+
+
 class Deployer:
     """Runs a ``Plan`` against AWS: change sets, waits, events, rollback triggers, dashboards."""
 
@@ -750,7 +779,7 @@ class Deployer:
         except ClientError as exc:
             raise DeployError(
                 f"Lambda package s3://{bucket}/{key} is missing ({_error_text(exc)}): "
-                "upload build/lambda.zip first (scripts/package_lambda.py)"
+                "upload build/lambda.zip first (make package: kyperian ops package-lambda)"
             ) from exc
 
     # -- one stack --
@@ -760,7 +789,7 @@ class Deployer:
             step = self.with_dr_targets(step)
         cfn = self.aws.cloudformation(step.region)
         self.out(f"\n=== {step.name} ({step.region})")
-        stack = self._describe(cfn, step.name)
+        stack = describe_stack(cfn, step.name)
         status = stack["StackStatus"] if stack else None
         if status in BLOCKED:
             raise DeployError(f"{step.name} is {status}: {BLOCKED[status]}")
@@ -828,7 +857,7 @@ class Deployer:
         if not self.plan.dr_region or step.parameters.get("DrOriginTargetDomainName"):
             return step
         name = stack_name(self.plan.environment, "api")
-        stack = self._describe(self.aws.cloudformation(self.plan.dr_region), name)
+        stack = describe_stack(self.aws.cloudformation(self.plan.dr_region), name)
         outputs = self._outputs(stack) if stack else {}
         target, zone = (
             outputs.get("OriginTargetDomainName"),
@@ -908,15 +937,6 @@ class Deployer:
 
     # -- waiting and printing --
 
-    def _describe(self, cfn: CloudFormationClient, name: str) -> dict[str, Any] | None:
-        try:
-            stacks = cfn.describe_stacks(StackName=name)["Stacks"]
-        except ClientError as exc:
-            if "does not exist" in _error_text(exc):
-                return None
-            raise
-        return dict(stacks[0]) if stacks else None
-
     def _deadline(self) -> float:
         return time.monotonic() + self.timeout_seconds
 
@@ -968,7 +988,7 @@ class Deployer:
             for event in reversed(fresh):  # the API lists newest first
                 seen.add(event["EventId"])
                 self.out("  " + format_event(event))
-            stack = self._describe(cfn, name)
+            stack = describe_stack(cfn, name)
             if stack is None:
                 raise DeployError(f"{name} disappeared while deploying")
             status = stack["StackStatus"]
@@ -1158,12 +1178,17 @@ def run(args: argparse.Namespace, session: boto3.Session | None = None) -> int:
             dashboards_dir=args.dashboards_dir,
         )
         print(plan.describe(), flush=True)
+        notices = notice_subscriber_of(parameters_path, parameters)
         if args.dry_run:
-            problem = alarm_subscriber_problem(args.environment, parameters)
-            if problem:
-                print(f"warning: {problem}", file=sys.stderr, flush=True)
+            for problem in (alarm_subscriber_problem(args.environment, parameters), notices):
+                if problem:
+                    print(f"warning: {problem}", file=sys.stderr, flush=True)
             return 0
         check_alarm_subscriber(args.environment, parameters)
+        if notices and args.environment == "production":
+            raise DeployError(f"refusing a production deploy: {notices}")
+        if notices:
+            print(f"warning: {notices}", file=sys.stderr, flush=True)
         aws = Aws(session or boto3.Session(), endpoint_url=args.endpoint_url)
         role_arn = args.role_arn or execution_role(aws, plan)
         if role_arn:

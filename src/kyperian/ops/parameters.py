@@ -3,7 +3,8 @@
 A parameter file (``cloudformation/parameters/<env>[-dr].json``) holds one object per stack. These
 functions say what a deploy of it needs before it starts: which template parameters it leaves
 out, which values are SSM parameter names an operator must have created, which region it belongs
-to, and whether its alarms reach anyone. Pure: no AWS call, no I/O beyond reading the files.
+to, whether its alarms reach anyone, and whether a DR file e-mails the trader's notices to the
+same address as its primary. Pure: no AWS call, no I/O beyond reading the files.
 """
 
 from __future__ import annotations
@@ -123,6 +124,42 @@ def alarm_subscriber_problem(file: ParameterFile) -> str | None:
     if not _EMAIL.fullmatch(email):
         return f"monitoring.AlertEmail {email!r} is not an email address"
     return None
+
+
+def primary_of(path: Path) -> ParameterFile | None:
+    """The primary file beside a DR file (``production.json`` for ``production-dr.json``).
+
+    None for a primary file, or when the DR file has no primary beside it.
+    """
+    if not path.stem.endswith("-dr"):
+        return None
+    primary = path.with_name(f"{path.stem.removesuffix('-dr')}{path.suffix}")
+    return load_parameter_file(primary) if primary.is_file() else None
+
+
+def notice_subscriber_problem(file: ParameterFile, primary: ParameterFile | None) -> str | None:
+    """Why a DR file's e-mail notices would not reach the primary's address, else None.
+
+    Each region's monitoring stack has its own notices topic, subscribed to that region's
+    ``monitoring.NoticeEmail``: after a failover the DR engine publishes to the DR topic, so
+    an address set only in the primary file would hear nothing from then on.
+    """
+    if not file.is_dr or primary is None:
+        return None
+    wanted = (primary.value("monitoring", "NoticeEmail") or "").strip()
+    here = (file.value("monitoring", "NoticeEmail") or "").strip()
+    if wanted.lower() == here.lower():
+        return None
+    if not here:
+        return (
+            f"monitoring.NoticeEmail is empty in {file.name}.json but {wanted!r} in "
+            f"{primary.name}.json: after a failover the trader's e-mail notices would reach no "
+            "one; set the same address in both"
+        )
+    return (
+        f"monitoring.NoticeEmail is {here!r} in {file.name}.json but {wanted!r} in "
+        f"{primary.name}.json: set the same address in both"
+    )
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from kyperian.ops.parameters import (
     SsmReference,
     alarm_subscriber_problem,
     missing_and_unknown,
+    notice_subscriber_problem,
     reserved_concurrency,
     ssm_references,
 )
@@ -59,12 +60,16 @@ class Preflight:
         Builds boto3 clients; ``kyperian.ops.cli`` passes one on the configurable endpoint.
     expected_account:
         The account the deploy must run in; None accepts whichever the credentials name.
+    primary:
+        For a DR file, the primary file beside it (``kyperian.ops.parameters.primary_of``):
+        both must e-mail the trader's notices to the same address.
     """
 
     file: ParameterFile
     region: str
     clients: ClientFactory
     expected_account: str | None = None
+    primary: ParameterFile | None = None
     templates: Path = TEMPLATES
     findings: list[Finding] = field(default_factory=list)
 
@@ -76,6 +81,7 @@ class Preflight:
             self.check_region,
             self.check_parameters,
             self.check_alarm_subscriber,
+            self.check_notice_subscriber,
             self.check_prerequisites,
             self.check_lambda_concurrency,
         ):
@@ -132,6 +138,16 @@ class Preflight:
             self._add("alarm subscriber", False, problem)
         else:
             self._add("alarm subscriber", True, f"warning: {problem}")
+
+    def check_notice_subscriber(self) -> None:
+        problem = notice_subscriber_problem(self.file, self.primary)
+        if problem is None:
+            address = self.file.value("monitoring", "NoticeEmail") or "none (no e-mail notices)"
+            self._add("notice subscriber", True, address)
+        elif self.file.environment == "production":
+            self._add("notice subscriber", False, problem)
+        else:
+            self._add("notice subscriber", True, f"warning: {problem}")
 
     def check_prerequisites(self) -> None:
         seen: set[tuple[str, str]] = set()

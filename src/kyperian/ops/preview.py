@@ -21,6 +21,7 @@ from typing import Any, Final
 
 from botocore.exceptions import ClientError
 
+from kyperian.ops.deploy import describe_stack
 from kyperian.ops.parameters import DEPLOY_TIME, FIXED_REGION, TEMPLATES, ParameterFile, template
 from kyperian.ops.preflight import ClientFactory
 
@@ -94,13 +95,8 @@ class Preview:
             return StackPreview(name, region, "error", detail=str(exc))
 
     def _exists(self, cfn: Any, name: str) -> bool:
-        try:
-            stacks = cfn.describe_stacks(StackName=name)["Stacks"]
-        except ClientError as exc:
-            if "does not exist" in str(exc):
-                return False
-            raise
-        return bool(stacks) and stacks[0]["StackStatus"] != "REVIEW_IN_PROGRESS"
+        stack = describe_stack(cfn, name)
+        return stack is not None and stack["StackStatus"] != "REVIEW_IN_PROGRESS"
 
     def _change_set(self, cfn: Any, stack: str, name: str, region: str) -> StackPreview:
         request: dict[str, Any] = {

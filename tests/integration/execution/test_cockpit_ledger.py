@@ -179,6 +179,84 @@ def test_the_kill_switch_halts_then_resumes_the_account(desk: Desk) -> None:
     assert not resumed.halted
 
 
+def _open(desk: Desk) -> dict[str, object]:
+    """Symbol -> quantity of the account's open positions, read from the ledger."""
+    positions = desk.executor.ledger.positions(desk.executor.account)
+    return {p.symbol: p.quantity for p in positions if p.quantity != 0}
+
+
+def test_halt_and_flatten_asks_first_then_halts_and_closes_every_position(desk: Desk) -> None:
+    # GIVEN an open AAPL position (an approved, filled buy) and one order still pending
+    first, second = desk.pending
+    desk.post(f"/ui/orders/{first}/approve")
+    held = _open(desk)
+    assert list(held) == ["AAPL"]
+    panel = desk.panel()
+    assert 'href="/ui/halt/flatten"' in panel
+
+    # WHEN the person presses "halt and flatten"
+    asked = desk.person.get("/ui/halt/flatten", headers={"HX-Request": "true"})
+
+    # THEN the panel asks, naming the closing order, and nothing has changed yet
+    assert asked.status_code == 200
+    question = asked.text
+    assert "Halt trading and close every position at market?" in question
+    assert f'data-flatten="AAPL">SELL {held["AAPL"]} AAPL' in question
+    assert 'action="/ui/halt/flatten"' in question
+    assert f'name="csrf_token" value="{desk.csrf}"' in question
+    assert 'hx-trigger="every' not in question  # the question is not refreshed away
+    account = desk.executor.ledger.account(desk.executor.account)
+    assert account is not None
+    assert not account.halted
+    assert _open(desk) == held
+
+    # WHEN the confirmation is posted without the CSRF token
+    forged, _ = desk.post("/ui/halt/flatten", csrf="forged")
+    # THEN it is refused and changes nothing
+    assert forged == 403
+    assert _open(desk) == held
+
+    # WHEN it is confirmed with the token
+    status, html = desk.post("/ui/halt/flatten")
+    desk.dispatcher.start()
+    desk.dispatcher.stop()
+
+    # THEN the account is halted, the position closed, the pending order left waiting
+    assert status == 200
+    account = desk.executor.ledger.account(desk.executor.account)
+    assert account is not None
+    assert account.halted
+    assert account.halt_reason is not None
+    assert "flattened in the cockpit" in account.halt_reason
+    assert _open(desk) == {}
+    assert _state(desk, second) is OrderState.PENDING_APPROVAL
+    # AND the panel says what was closed; the channels heard the halt and the closing fill
+    assert f"closing every position: SELL {held['AAPL']} AAPL (filled)" in html
+    assert "TRADING HALTED" in html
+    kinds = [n.kind for n in desk.inbox.notices]
+    assert kinds.count(NoticeKind.HALT) == 1
+    assert kinds.count(NoticeKind.ORDER_FILLED) == 2  # the approved buy, the closing sell
+
+
+def test_the_flatten_question_works_without_script_as_a_page_of_its_own(desk: Desk) -> None:
+    # WHEN the confirmation is opened as a plain link (no htmx)
+    page = desk.person.get("/ui/halt/flatten")
+    # THEN it is a whole page under the strict policy, with no inline script, and the answer
+    # is an ordinary form post that comes back to the cockpit
+    assert page.status_code == 200
+    assert "script-src 'self'" in page.headers["Content-Security-Policy"]
+    assert all("src=" in tag for tag in re.findall(r"<script[^>]*>", page.text))
+    assert "No position is open: this only halts trading." in page.text
+    answer = desk.person.post(
+        "/ui/halt/flatten", data={"csrf_token": desk.csrf}, follow_redirects=False
+    )
+    assert answer.status_code == 303
+    assert answer.headers["location"] == "/ui#ledger"
+    account = desk.executor.ledger.account(desk.executor.account)
+    assert account is not None
+    assert account.halted
+
+
 def test_a_change_without_the_csrf_token_is_refused_and_changes_nothing(desk: Desk) -> None:
     first, _ = desk.pending
     status, _ = desk.post(f"/ui/orders/{first}/approve", csrf="forged")
@@ -212,6 +290,8 @@ def test_without_the_ledger_the_actions_are_404(ledger_aws: LedgerAws) -> None:
         csrf = sign_in(person)
         answer = person.post("/ui/halt", data={"csrf_token": csrf})
         assert answer.status_code == 404
+        assert person.post("/ui/halt/flatten", data={"csrf_token": csrf}).status_code == 404
+        assert person.get("/ui/halt/flatten").status_code == 404
         assert "not installed" in person.get("/ui/panels/ledger").text
 
 

@@ -243,3 +243,37 @@ def test_the_command_prints_each_check_and_fails_on_any(
         "FAIL prerequisite: /kyperian/staging/config/hosted-zone-id (us-east-1) is missing" in out
     )
     assert "ok   parameters" in out
+
+
+def test_preflight_of_the_dr_file_checks_it_emails_notices_like_the_primary(
+    aws: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN production.json e-mails notices to the trader, production-dr.json beside it to no one
+    for source, email in (("production.json", "trader@example.com"), ("production-dr.json", "")):
+        data = json.loads((PARAMETERS / source).read_text(encoding="utf-8"))
+        data["monitoring"]["NoticeEmail"] = email
+        (tmp_path / source).write_text(json.dumps(data), encoding="utf-8")
+    # WHEN the DR file is preflighted from the command line
+    code = main(
+        ["deploy", "preflight", "-e", "production", "--parameters",
+         str(tmp_path / "production-dr.json")]
+    )  # fmt: skip
+    # THEN the check fails, saying the DR engine's notices would reach no one
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "FAIL notice subscriber: monitoring.NoticeEmail is empty in production-dr.json" in out
+    # AND with the same address in both it passes
+    data = json.loads((tmp_path / "production-dr.json").read_text(encoding="utf-8"))
+    data["monitoring"]["NoticeEmail"] = "trader@example.com"
+    (tmp_path / "production-dr.json").write_text(json.dumps(data), encoding="utf-8")
+    main(
+        [
+            "deploy",
+            "preflight",
+            "-e",
+            "production",
+            "--parameters",
+            str(tmp_path / "production-dr.json"),
+        ]
+    )
+    assert "ok   notice subscriber: trader@example.com" in capsys.readouterr().out

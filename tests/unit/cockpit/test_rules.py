@@ -9,7 +9,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from kyperian.adapters.notify.channel import ChannelFilter
-from kyperian.domain.notices import DEFAULT_KINDS, NoticeKind, decision_kind, decision_notice
+from kyperian.domain.notices import (
+    DEFAULT_KINDS,
+    NoticeKind,
+    alarm_notice,
+    alarm_worth_telling,
+    decision_kind,
+    decision_notice,
+)
 from kyperian.engine.ui.views import age_words, percentile
 from kyperian.fusion import FusionRules, fuse
 from tests.signal_factory import NOW, make_signal
@@ -106,3 +113,43 @@ def test_a_symbol_filter_keeps_other_symbols_out() -> None:
     assert not ChannelFilter(kinds=frozenset(NoticeKind), symbols=frozenset({"AAPL"})).accepts(
         notice
     )
+
+
+alarm_states = st.sampled_from(["OK", "ALARM", "INSUFFICIENT_DATA"])
+
+
+@given(alarm_states, alarm_states, st.booleans())
+def test_an_alarm_change_is_news_exactly_when_it_enters_or_leaves_alarm(
+    previous: str, current: str, fresh: bool
+) -> None:
+    # GIVEN a recorded state and a new one  WHEN the watcher asks whether to tell
+    told = alarm_worth_telling(previous, current, fresh)
+    # THEN only a real change into or out of ALARM is news, however old it is
+    assert told == (previous != current and "ALARM" in (previous, current))
+
+
+@given(alarm_states, st.booleans())
+def test_an_alarm_seen_for_the_first_time_is_news_only_when_alarming_and_recent(
+    current: str, fresh: bool
+) -> None:
+    assert alarm_worth_telling(None, current, fresh) == (current == "ALARM" and fresh)
+
+
+def test_an_alarm_notice_names_the_alarm_the_change_and_the_runbook() -> None:
+    # GIVEN an alarm that left ALARM, with CloudWatch's reason and its runbook link
+    notice = alarm_notice(
+        "kyperian-production-dlq-not-empty", "OK", "ALARM", "Threshold Crossed: 0 < 1",
+        "Messages in the DLQ. Runbook: https://x/dlq-not-empty.md", NOW,
+    )  # fmt: skip
+    # THEN it is an alarm notice, titled as resolved, with every line a person needs
+    assert notice.kind is NoticeKind.ALARM
+    assert notice.kind in DEFAULT_KINDS
+    assert notice.title == "resolved: kyperian-production-dlq-not-empty is OK"
+    assert notice.text.splitlines() == [
+        "was ALARM",
+        "Threshold Crossed: 0 < 1",
+        "Messages in the DLQ. Runbook: https://x/dlq-not-empty.md",
+    ]
+    # AND the same change always gives the same id (a dead letter can be matched)
+    again = alarm_notice("kyperian-production-dlq-not-empty", "OK", "ALARM", "", "", NOW)
+    assert again.notice_id == notice.notice_id

@@ -122,3 +122,25 @@ def test_kyperian_deploy_apply_is_the_same_deploy(
     assert code == 0
     assert captured.out.startswith("Deploy plan: environment production, region us-east-1")
     assert "AlertEmail is empty" in captured.err
+
+
+def test_a_production_dr_deploy_that_would_email_notices_elsewhere_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN the trader's address in production.json but not in production-dr.json beside it
+    for source, email in (("production.json", "trader@example.com"), ("production-dr.json", "")):
+        data = json.loads((PARAMETERS / source).read_text(encoding="utf-8"))
+        data["monitoring"]["AlertEmail"] = "oncall@example.com"
+        data["monitoring"]["NoticeEmail"] = email
+        (tmp_path / source).write_text(json.dumps(data), encoding="utf-8")
+    # WHEN the DR region is deployed
+    code = main(
+        ["-e", "production", "--region", "us-west-2", "--parameters",
+         str(tmp_path / "production-dr.json")],
+        session=NoAwsSession(region_name="us-west-2"),
+    )  # fmt: skip
+    # THEN it stops before touching AWS and says which address to set where
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "refusing a production deploy" in err
+    assert "NoticeEmail is empty in production-dr.json but 'trader@example.com'" in err

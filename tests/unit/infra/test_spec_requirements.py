@@ -1229,9 +1229,16 @@ REQUIREMENTS: list[Requirement] = [
             ],
             "SchwabToken": ["secretsmanager:GetSecretValue", "secretsmanager:PutSecretValue"],
             "ReadNotifySecrets": ["secretsmanager:GetSecretValue"],
+            "ReadAlarms": ["cloudwatch:DescribeAlarms"],
             "PublishNotices": ["sns:Publish"],
             "EncryptNotices": ["kms:Decrypt", "kms:GenerateDataKey"],
         },
+    ),
+    Requirement(
+        "task role describes this environment's alarms only (the alarm watcher)",
+        "compute",
+        lambda body: task_role_statement(body, "ReadAlarms")["Resource"],
+        "arn:aws:cloudwatch:us-east-1:123456789012:alarm:kyperian-production-*",
     ),
     Requirement(
         "task role reads the three notification secrets only",

@@ -336,7 +336,7 @@ def _call(n: int, event: dict[str, Any], context: FakeLambdaContext) -> dict[str
         answer: dict[str, Any] = handler.app.resolve(event, context)  # type: ignore[arg-type]
         return answer
     finally:
-        handler.metrics.clear_metrics()
+        handler.metrics.clear()
 
 
 @pytest.mark.timeout(300)  # 100,000 requests: ~30 s on a quiet machine, more when shared

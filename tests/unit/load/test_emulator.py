@@ -1,4 +1,4 @@
-"""The emulator's timing middleware: every call counted per caller and operation, on demand."""
+"""The emulator: every call timed per caller and operation; its shortcuts answer as moto does."""
 
 from __future__ import annotations
 
@@ -9,12 +9,17 @@ from collections.abc import Iterable
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
+import boto3
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from jsonpath_ng import ext
+from moto import mock_aws
 
 from kyperian.local.emulator import (
     STATS_PATH,
     Forward,
     Timed,
+    query_one_partition,
     remember_jsonpaths,
     remember_moto_lookups,
 )
@@ -151,3 +156,88 @@ def test_moto_lookups_are_made_once_and_answer_as_before() -> None:
         DynamoHandler
     )
     assert "put_item" in names_before
+
+
+_KEYS = st.sampled_from(["a", "b", "c", "d"])
+_ITEMS = st.dictionaries(
+    st.tuples(_KEYS, st.text("0123456789", min_size=1, max_size=3)),
+    st.tuples(st.one_of(st.none(), _KEYS), st.integers(0, 9)),
+    max_size=30,
+)
+
+
+def _key_schema(hash_name: str, range_name: str) -> list[dict[str, str]]:
+    return [
+        {"AttributeName": hash_name, "KeyType": "HASH"},
+        {"AttributeName": range_name, "KeyType": "RANGE"},
+    ]
+
+
+def _all_pages(client: Any, limit: int, **query: Any) -> list[tuple[str, str]]:
+    found: list[tuple[str, str]] = []
+    start: dict[str, Any] | None = None
+    while True:
+        page = client.query(
+            TableName="t", Limit=limit, **query, **({"ExclusiveStartKey": start} if start else {})
+        )
+        found += [(i["pk"]["S"], i["sk"]["S"]) for i in page["Items"]]
+        start = page.get("LastEvaluatedKey")
+        if not start:
+            return found
+
+
+@settings(max_examples=15, deadline=None)
+@given(items=_ITEMS, wanted=_KEYS, limit=st.integers(1, 7), forward=st.booleans())
+def test_a_query_reads_one_partition_and_answers_as_moto_does(
+    items: dict[tuple[str, str], tuple[str | None, int]], wanted: str, limit: int, forward: bool
+) -> None:
+    # GIVEN the emulator's query patch and a table with a sparse index, random items
+    query_one_partition()
+    with mock_aws():
+        client: Any = boto3.client("dynamodb", region_name="us-east-1")
+        client.create_table(
+            TableName="t",
+            KeySchema=_key_schema("pk", "sk"),
+            AttributeDefinitions=[
+                {"AttributeName": n, "AttributeType": "S" if n != "gk_n" else "N"}
+                for n in ("pk", "sk", "gk", "gk_n")
+            ],
+            GlobalSecondaryIndexes=[
+                {
+                    "IndexName": "by_group",
+                    "KeySchema": _key_schema("gk", "gk_n"),
+                    "Projection": {"ProjectionType": "ALL"},
+                }
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        for (pk, sk), (gk, n) in items.items():
+            extra = {"gk": {"S": gk}, "gk_n": {"N": str(n)}} if gk else {}
+            client.put_item(TableName="t", Item={"pk": {"S": pk}, "sk": {"S": sk}, **extra})
+
+        # WHEN one partition and one index key are queried, page by page, both ways
+        by_table = _all_pages(
+            client,
+            limit,
+            KeyConditionExpression="pk = :k",
+            ExpressionAttributeValues={":k": {"S": wanted}},
+            ScanIndexForward=forward,
+        )
+        by_index = _all_pages(
+            client,
+            limit,
+            IndexName="by_group",
+            KeyConditionExpression="gk = :k",
+            ExpressionAttributeValues={":k": {"S": wanted}},
+            ScanIndexForward=forward,
+        )
+        scanned = client.scan(TableName="t")["Items"]
+
+    # THEN the answers are DynamoDB's: the partition in range-key order, the index in
+    # index-key order (then primary key), each reversed when asked; a scan still sees all
+    partition = sorted(k for k in items if k[0] == wanted)
+    assert by_table == (partition if forward else partition[::-1])
+    indexed = sorted((n, k) for k, (gk, n) in items.items() if gk == wanted)
+    expected = [k for _, k in indexed]
+    assert by_index == (expected if forward else expected[::-1])
+    assert len(scanned) == len(items)

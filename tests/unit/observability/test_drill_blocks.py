@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 from botocore.validate import ParamValidator
-from scripts import drill
-from scripts.runbook_commands import (
+
+from kyperian.ops import drill
+from kyperian.ops.runbooks import (
     Command,
     code_blocks,
     commands_of,
@@ -57,7 +58,7 @@ def drill_source() -> str:
 
 
 def test_every_marker_is_read_by_a_drill_and_every_read_block_is_marked() -> None:
-    # GIVEN the blocks the drills read (run_block(page, name) in scripts/drill.py)
+    # GIVEN the blocks the drills read (run_block(page, name) in kyperian/ops/drill.py)
     read = set(re.findall(r'run_block\(\s*"([a-z-]+\.md)",\s*"([a-z-]+)"\s*\)', drill_source()))
     # THEN they are exactly the marked blocks of the runbooks
     assert read == set(marked())

@@ -21,19 +21,21 @@ from typing import Final
 
 import jmespath  # type: ignore[import-untyped]  # no stubs; compile() only
 import pytest
-from scripts.runbook_commands import (
+
+from kyperian.cli import main
+from kyperian.engine import admin
+from kyperian.ops import deploy
+from kyperian.ops.runbooks import (
     CUSTOMIZATIONS,
     AwsCommand,
     Command,
+    check,
     expand_command,
     page_commands,
     problems,
     runbook_pages,
     split_aws,
 )
-
-from kyperian.engine import admin
-from kyperian.ops import deploy
 from tests.unit.infra.cfn import load_parameter_file
 from tests.unit.observability.support import (
     DASHBOARDS,
@@ -175,6 +177,34 @@ def test_every_aws_command_exists_with_its_options() -> None:
     # THEN botocore knows each service, operation or waiter, option and enum value
     found = [p for aws, _ in commands for p in problems(aws)]
     assert found == []
+    # AND `kyperian ops runbooks check` finds the same (nothing), and says so with exit 0
+    assert check() == []
+    assert main(["ops", "runbooks", "check"]) == 0
+
+
+def test_the_runbook_check_reports_a_bad_page(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN a page with a made-up option and a --query that does not parse
+    page = tmp_path / "bad.md"
+    page.write_text(
+        "```bash\n"
+        "aws ecs update-service --cluster x --service y --desired-counts 5\n"
+        "aws ecs describe-services --cluster x --services y --query 'services[0].{a: b'\n"
+        "```\n",
+        encoding="utf-8",
+    )
+    # WHEN the command checks it
+    code = main(["ops", "runbooks", "check", str(page)])
+    # THEN it fails, naming the page, line and what is wrong with each command
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "bad.md:2: aws ecs update-service: unknown option --desired-counts" in out
+    assert "bad.md:3: aws ecs describe-services: --query" in out
+    # AND a block the shell parser cannot read is reported, not a crash
+    page.write_text("```bash\necho 'unclosed\n```\n", encoding="utf-8")
+    assert main(["ops", "runbooks", "check", str(page)]) == 1
+    assert "bad.md: a shell block does not parse: No closing quotation" in capsys.readouterr().out
 
 
 def test_every_query_is_valid_jmespath() -> None:

@@ -12,6 +12,8 @@ from kyperian.ops.parameters import (
     alarm_subscriber_problem,
     load_parameter_file,
     missing_and_unknown,
+    notice_subscriber_problem,
+    primary_of,
     reserved_concurrency,
     ssm_references,
 )
@@ -82,3 +84,44 @@ def test_alarm_subscriber(tmp_path: Path, email: str, problem: str | None) -> No
     path.write_text(json.dumps(data), encoding="utf-8")
     found = alarm_subscriber_problem(load_parameter_file(path))
     assert found is None if problem is None else problem in str(found)
+
+
+def _pair(tmp_path: Path, primary_email: str, dr_email: str) -> Path:
+    """production.json and production-dr.json in tmp_path with these NoticeEmail values."""
+    for source, email in (("production.json", primary_email), ("production-dr.json", dr_email)):
+        data = json.loads((PARAMETERS / source).read_text(encoding="utf-8"))
+        data["monitoring"]["NoticeEmail"] = email
+        (tmp_path / source).write_text(json.dumps(data), encoding="utf-8")
+    return tmp_path / "production-dr.json"
+
+
+@pytest.mark.parametrize(
+    ("primary", "dr", "problem"),
+    [
+        ("trader@example.com", "", "would reach no one"),
+        ("trader@example.com", "other@example.com", "set the same address in both"),
+        ("", "trader@example.com", "set the same address in both"),
+        ("trader@example.com", " Trader@example.com ", None),
+        ("", "", None),
+    ],
+)
+def test_the_dr_file_emails_notices_to_the_primary_address(
+    tmp_path: Path, primary: str, dr: str, problem: str | None
+) -> None:
+    # GIVEN a primary and a DR file side by side  WHEN the DR file is checked against its primary
+    path = _pair(tmp_path, primary, dr)
+    found = notice_subscriber_problem(load_parameter_file(path), primary_of(path))
+    # THEN only the same address (case and spaces aside) passes, naming both files otherwise
+    assert found is None if problem is None else problem in str(found)
+    if found is not None:
+        assert "production-dr.json" in found
+        assert "production.json" in found
+
+
+def test_a_primary_file_has_no_primary_and_the_committed_pair_agrees() -> None:
+    assert primary_of(PARAMETERS / "production.json") is None
+    dr = PARAMETERS / "production-dr.json"
+    primary = primary_of(dr)
+    assert primary is not None
+    assert primary.name == "production"
+    assert notice_subscriber_problem(load_parameter_file(dr), primary) is None

@@ -10,7 +10,9 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from scripts.package_lambda import (
+
+from kyperian import __version__
+from kyperian.ops.lambda_package import (
     HANDLER_MODULE,
     PackagingError,
     check_requirements,
@@ -21,8 +23,6 @@ from scripts.package_lambda import (
     requirement_pins,
     write_zip,
 )
-
-from kyperian import __version__
 
 
 def source_tree(root: Path, files: dict[str, str]) -> Path:

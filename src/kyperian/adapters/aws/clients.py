@@ -48,20 +48,18 @@ def make_client(
     ``read_timeout`` overrides the setting for calls that hold the connection open on
     purpose, such as an SQS long poll; ``connect_timeout`` and ``max_attempts`` for callers
     with a tighter budget (the webhook Lambda must give up and undo inside its timeout).
-    ``max_attempts`` counts every attempt, the first included (botocore's
-    ``total_max_attempts``; its ``max_attempts``, which the setting fills, counts retries).
+    ``max_attempts`` (and the ``aws_max_attempts`` setting behind the default) counts every
+    attempt, the first included: botocore's ``total_max_attempts``. Its ``max_attempts``
+    counts retries after the first attempt, so 3 there would mean 4 calls.
     """
+    attempts = settings.aws_max_attempts if max_attempts is None else max_attempts
     config = Config(
         region_name=settings.aws_region,
         connect_timeout=settings.aws_connect_timeout
         if connect_timeout is None
         else connect_timeout,
         read_timeout=settings.aws_read_timeout if read_timeout is None else read_timeout,
-        retries=(
-            {"mode": "standard", "max_attempts": settings.aws_max_attempts}
-            if max_attempts is None
-            else {"mode": "standard", "total_max_attempts": max_attempts}
-        ),
+        retries={"mode": "standard", "total_max_attempts": attempts},
         max_pool_connections=20,
     )
     session: Any = boto3.session.Session()  # typed per service by callers, not here

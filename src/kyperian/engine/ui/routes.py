@@ -40,7 +40,7 @@ from kyperian.engine.ui.views import (
     health_view,
     ledger_view,
 )
-from kyperian.execution import IllegalTransition, LedgerOrder, OrderExecutor
+from kyperian.execution import Execution, IllegalTransition, LedgerOrder, OrderExecutor
 
 HERE: Final = Path(__file__).parent
 CHART_SCRIPT: Final = HERE / "static/vendor/lightweight-charts-5.2.1.standalone.production.js"
@@ -142,6 +142,7 @@ def _panel(name: str, services: EngineServices, clock: ClockDep, symbol: str | N
                 worker=worker.state.value if worker else "DISABLED",
                 venues=_venues(services),
                 notify_channels=services.notifier.channels if services.notifier else (),
+                alarm_watch=services.alarms.status if services.alarms else None,
             )
         }
     if name == "ledger":
@@ -197,7 +198,7 @@ for _name in PANELS:
     _panel_route(_name)
 
 
-# --- actions: approve, reject, halt, resume (POST forms; the CSRF token is checked app-wide) ---
+# --- actions: approve, reject, halt (and flatten), resume (POST forms; CSRF checked app-wide) ---
 
 OrderId = Annotated[str, Path_(pattern=r"^[A-Za-z0-9_.:-]{1,48}$", description="client order id")]
 
@@ -266,6 +267,31 @@ def halt(request: Request, services: ServicesDep, clock: ClockDep, caller: Calle
     return _switch(request, services, clock, caller, halted=True)
 
 
+@router.get("/halt/flatten", response_class=HTMLResponse)
+def confirm_flatten(request: Request, services: ServicesDep, clock: ClockDep) -> HTMLResponse:
+    """Halt-and-flatten's confirmation: the positions it would close and the button that does.
+
+    Changes nothing. A server-rendered second step, so confirming needs no script (the
+    pages allow none inline); it keeps refreshing itself, so the list stays current.
+    """
+    _executor(services)
+    context = {
+        "panel": "ledger",
+        "confirm_flatten": True,
+        **_panel("ledger", services, clock, None),
+    }
+    fragment = request.headers.get("HX-Request") == "true"
+    return _render(request, "panels/ledger.html" if fragment else "panel_page.html", context)
+
+
+@router.post("/halt/flatten", response_class=HTMLResponse)
+def halt_and_flatten(
+    request: Request, services: ServicesDep, clock: ClockDep, caller: CallerDep
+) -> Response:
+    """The confirmed kill switch with flatten: halt, then close every position at market."""
+    return _switch(request, services, clock, caller, halted=True, flatten=True)
+
+
 @router.post("/resume", response_class=HTMLResponse)
 def resume(request: Request, services: ServicesDep, clock: ClockDep, caller: CallerDep) -> Response:
     """Release the kill switch."""
@@ -273,22 +299,68 @@ def resume(request: Request, services: ServicesDep, clock: ClockDep, caller: Cal
 
 
 def _switch(
-    request: Request, services: EngineServices, clock: ClockDep, caller: str, halted: bool
+    request: Request,
+    services: EngineServices,
+    clock: ClockDep,
+    caller: str,
+    halted: bool,
+    flatten: bool = False,
 ) -> Response:
     executor = _executor(services)
-    reason = f"halted in the cockpit by {caller}" if halted else None
-    if reason is not None:
+    reason = None
+    if halted:
+        reason = f"halted{' and flattened' if flatten else ''} in the cockpit by {caller}"
+    placed: list[Execution] = []
+    problem = None
+    if reason is None:
+        executor.resume()
+    elif not flatten:
         executor.halt(reason)
     else:
-        executor.resume()
+        try:
+            placed = executor.halt(reason, flatten=True)
+        except KyperianError as exc:  # halted already; some closing orders may be out
+            problem = str(exc)
     logger.warning(
         "kill switch thrown" if halted else "kill switch released",
-        extra={"account": str(executor.account), "caller": caller},
+        extra={
+            "account": str(executor.account),
+            "caller": caller,
+            "flatten": flatten,
+            "flatten_orders": [e.order.client_order_id for e in placed],
+            "flatten_problem": problem,
+        },
     )
     if services.notifier is not None:
         services.notifier.submit(halt_notice(str(executor.account), halted, reason, clock()))
-    message = "trading halted: no order will be sent" if halted else "trading resumed"
-    return _after_action(request, services, clock, message, failed=False)
+    for execution in placed:
+        _tell(services, execution.order)
+    return _after_action(
+        request,
+        services,
+        clock,
+        _switch_words(halted, placed, problem, flatten),
+        problem is not None,
+    )
+
+
+def _switch_words(halted: bool, placed: list[Execution], problem: str | None, flatten: bool) -> str:
+    """What the panel says after the switch: halted or resumed, and what flatten did."""
+    if not halted:
+        return "trading resumed"
+    if problem is not None:
+        return (
+            f"trading halted, but closing the positions failed: {problem}. "
+            "Check the orders below, then retry"
+        )
+    if not flatten:
+        return "trading halted: no order will be sent"
+    closing = ", ".join(
+        f"{e.order.side.value} {e.order.quantity} {e.order.symbol} "
+        f"({e.order.state.value.replace('_', ' ').lower()})"
+        for e in placed
+    )
+    return f"trading halted; closing every position: {closing or 'there was none'}"
 
 
 def _tell(services: EngineServices, order: LedgerOrder) -> None:

@@ -22,6 +22,7 @@ from kyperian.domain.decisions import Decision
 from kyperian.domain.engine_ports import DecisionStore, SignalCache, SignalHistory
 from kyperian.domain.errors import KyperianError
 from kyperian.domain.models import Signal, Timeframe
+from kyperian.engine.alarm_watch import WatchStatus
 from kyperian.engine.degraded import CacheCircuit
 from kyperian.execution import (
     LedgerAccount,
@@ -251,6 +252,8 @@ class HealthView:
     worker: str
     venues: tuple[Venue, ...]
     notify_channels: tuple[str, ...] = field(default_factory=tuple)
+    alarm_watch: WatchStatus | None = None
+    """The alarm watcher's last poll; None when it is off."""
 
 
 def health_view(
@@ -260,6 +263,7 @@ def health_view(
     worker: str,
     venues: Sequence[Venue],
     notify_channels: Sequence[str] = (),
+    alarm_watch: WatchStatus | None = None,
 ) -> HealthView:
     """Latency percentiles over the feed's recent decisions, queue, cache, worker, venues."""
     latencies: list[float] = []
@@ -293,6 +297,7 @@ def health_view(
         worker=worker,
         venues=tuple(venues),
         notify_channels=tuple(notify_channels),
+        alarm_watch=alarm_watch,
     )
 
 

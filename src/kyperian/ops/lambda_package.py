@@ -17,11 +17,11 @@ default (``uv export --prune boto3``): it is about two thirds of the package oth
 handler uses only long-stable APIs (DynamoDB PutItem, EventBridge PutEvents, Secrets Manager
 GetSecretValue). ``--bundle-sdk`` ships the locked copy instead.
 
-Usage::
+Usage (``make package`` runs the second)::
 
-    uv run python scripts/package_lambda.py                  # build/lambda.zip
-    uv run python scripts/package_lambda.py --verify         # build twice, compare sha256
-    uv run python scripts/package_lambda.py --measure-import # cold-import time of the handler
+    kyperian ops package-lambda                   # build/lambda.zip
+    kyperian ops package-lambda --verify          # build twice, compare sha256
+    kyperian ops package-lambda --measure-import  # cold-import time of the handler
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-ROOT: Final = Path(__file__).resolve().parent.parent
+ROOT: Final = Path(__file__).resolve().parents[3]
 SRC: Final = ROOT / "src"
 DEFAULT_OUTPUT: Final = ROOT / "build" / "lambda.zip"
 
@@ -76,7 +76,7 @@ FORBIDDEN_DISTRIBUTIONS: Final = frozenset(
 RUNTIME_SDK: Final = "boto3"
 PYTHON_VERSION: Final = "3.13"
 PLATFORMS: Final = {"x86_64": "x86_64-manylinux2014", "arm64": "aarch64-manylinux2014"}
-# The uv that runs this script (``uv run`` exports it as UV), else the one on PATH.
+# The uv that runs this command (``uv run`` exports it as UV), else the one on PATH.
 UV: Final = os.environ.get("UV", "uv")
 
 # 1980-01-01 is the earliest time a zip entry can carry; every entry gets it.
@@ -524,8 +524,8 @@ def _cumulative_us(importtime: str, module: str) -> int:
 # --- command line ----------------------------------------------------------------------------
 
 
-def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The build's options, for ``kyperian ops package-lambda``."""
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
     parser.add_argument("--arch", choices=sorted(PLATFORMS), default="x86_64")
     parser.add_argument(
@@ -549,11 +549,10 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
         metavar="RUNS",
         help="print the median cold-import time of the handler over RUNS fresh interpreters",
     )
-    return parser.parse_args(argv)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = _parse(argv)
+def run(args: argparse.Namespace) -> int:
+    """Build (and verify, measure) as ``args`` say; print the JSON report; 0 when built."""
     try:
         python = None if args.no_compile else find_python(args.python)
         output = args.output.resolve()
@@ -578,11 +577,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             report["import_ms"] = {"fastest": round(fastest, 1), "median": round(median, 1)}
     except (PackagingError, subprocess.CalledProcessError) as exc:
-        print(f"package_lambda: {exc}", file=sys.stderr)
+        print(f"kyperian ops package-lambda: {exc}", file=sys.stderr)
         return 1
     print(json.dumps(report, indent=2))
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

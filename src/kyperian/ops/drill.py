@@ -1,21 +1,23 @@
 """Run the runbooks' commands against the local stack and check they do what the pages say.
 
-``make drill`` (``python -m scripts.drill``) starts the whole local system (``kyperian up`` in a
+``kyperian ops drill`` (``make drill``) starts the whole local system (``kyperian up`` in a
 subprocess on free ports: moto with the stack's resources, redis-server, the engine, the
 webhook gateway), then for each drill reads the marked blocks (``<!-- drill: name -->``) of a
 runbook page, executes their commands with ``ENV=local`` - ``aws ...`` commands become boto3
-calls against the emulator, through the same parser and option conversion the runbook test
-uses (``scripts/runbook_commands.py``) - and checks the outcome on the running system:
+calls against the emulator, through the same parser and option conversion the runbook check
+uses (``kyperian/ops/runbooks.py``) - and checks the outcome on the running system:
 
-========================  ==========================================================================
-drill                     checks
-================  ==========================================================================
-scale-ecs         desired count and scalable-target floor are 5 after the page's commands
-dlq-redrive       a signal put in the DLQ is back on the work queue and decided by the engine
-rotate-api-key    after the cache age the old key gets 401 and the new one 202; rollback too
-invalidate-cache  the admin command removes the engine's keys, refills signals, and the
-                  decision is still served (from the table)
-================  ==========================================================================
+=====================  ==========================================================================
+drill                  checks
+=====================  ==========================================================================
+scale-ecs              desired count and scalable-target floor are 5 after the page's commands
+dlq-redrive            a signal put in the DLQ is back on the work queue and decided by the engine
+rotate-api-key         after the cache age the old key gets 401 and the new one 202; rollback too
+invalidate-cache       the admin command removes the engine's keys, refills signals, and the
+                       decision is still served (from the table)
+restore-point-in-time  the restore of a table to a point in time, copy-back and verification
+                       (``kyperian/ops/restore_drill.py``), on a scratch copy of a stack table
+=====================  ==========================================================================
 
 What the emulator cannot do is done the closest way and said so in the output: moto has no
 ECS tasks, so ``ecs run-task`` runs its container command override locally with the engine's
@@ -54,11 +56,9 @@ from botocore.validate import ParamValidator
 from kyperian.client import Answer, Unreachable, engine_token, request
 from kyperian.domain.models import Signal
 from kyperian.local.launcher import running_stack
-
-if __package__ in (None, ""):  # run as a file (python scripts/drill.py): make `scripts` importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from scripts.runbook_commands import (
+from kyperian.ops.restore_drill import DrillFailed as RestoreFailed
+from kyperian.ops.restore_drill import RestoreDrill
+from kyperian.ops.runbooks import (
     RUNBOOKS,
     AwsCommand,
     Command,
@@ -541,11 +541,29 @@ def drill_flush(shell: Shell, stack: Stack) -> str:
     )
 
 
+def drill_restore(shell: Shell, stack: Stack) -> str:
+    """The page's steps in Python (its jq/comm/split shell is not drillable), on a scratch copy."""
+    source = f"kyperian-{ENVIRONMENT}-decisions"
+    drill = RestoreDrill(shell.client("dynamodb"), source, emulated=True, say=shell.say)
+    try:
+        report = drill.run()
+    except RestoreFailed as exc:
+        raise DrillFailed(str(exc)) from exc
+    for line in report.lines():
+        shell.say(line)
+    shell.notes += report.notes
+    return (
+        f"{report.items_at_restore_time} items at T back after {report.put_back} put back and "
+        f"{report.deleted} deleted; steps 1-4 {report.drilled_seconds:.2f} s (budget 50 min)"
+    )
+
+
 DRILLS: Final[dict[str, tuple[str, Callable[[Shell, Stack], str]]]] = {
     "scale-ecs": ("scale-ecs.md", drill_scale),
     "dlq-redrive": ("dlq-redrive.md", drill_dlq),
     "rotate-api-key": ("rotate-api-key.md", drill_key),
     "invalidate-cache": ("invalidate-cache.md", drill_flush),
+    "restore-point-in-time": ("restore-point-in-time.md", drill_restore),
 }
 
 
@@ -593,14 +611,14 @@ def run_drills(stack: Stack, names: list[str], say: Callable[[str], None]) -> bo
         say(f"  {'PASS' if passed else 'FAIL'}  {detail}")
     say("")
     for name, passed, detail in results:
-        say(f"drill {name:<17} {'PASS' if passed else 'FAIL'}  {detail}")
+        say(f"drill {name:<22} {'PASS' if passed else 'FAIL'}  {detail}")
     failed = sum(not passed for _, passed, _ in results)
     say(f"drills: {len(results) - failed} passed, {failed} failed")
     return failed == 0
 
 
-def _parse(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The drill's options, for ``kyperian ops drill``."""
     parser.add_argument("--only", help=f"comma-separated drills (default all: {', '.join(DRILLS)})")
     parser.add_argument("--attach", action="store_true", help="use a running stack (kyperian up)")
     parser.add_argument("--aws-endpoint", default="http://127.0.0.1:4566")
@@ -608,11 +626,10 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--engine", default="http://127.0.0.1:8000")
     parser.add_argument("--redis-port", type=int, help="the stack's redis-server port (its banner)")
     parser.add_argument("--api-key", help="the stack's webhook key (default: KYPERIAN_API_KEY)")
-    return parser.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = _parse(argv)
+def run(args: argparse.Namespace) -> int:
+    """Run the drills ``args`` name; 0 when every one passed, 1 when one failed, 2 on misuse."""
     names = args.only.split(",") if args.only else list(DRILLS)
     unknown = [n for n in names if n not in DRILLS]
     if unknown:
@@ -637,7 +654,3 @@ def main(argv: list[str] | None = None) -> int:
     with local_stack(say) as stack:
         ok = run_drills(stack, names, say)
     return 0 if ok else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

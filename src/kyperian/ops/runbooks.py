@@ -1,9 +1,11 @@
 """Read the shell commands out of ``runbooks/*.md`` and turn AWS CLI commands into API calls.
 
-One parser for two users: ``tests/unit/observability/test_runbooks.py`` checks that every
-``aws ...`` command of every runbook names a real service, operation and options (botocore's
-service models, the ones the AWS CLI is generated from), and ``scripts/drill.py`` executes the
-commands of marked blocks against the local stack, so a drill proves the runbook's own text.
+One parser for two users: ``kyperian ops runbooks check`` (and
+``tests/unit/observability/test_runbooks.py``, which adds the resource-name checks) checks that
+every ``aws ...`` command of every runbook names a real service, operation and options
+(botocore's service models, the ones the AWS CLI is generated from), and ``kyperian ops drill``
+(``kyperian/ops/drill.py``) executes the commands of marked blocks against the local stack, so a
+drill proves the runbook's own text.
 
 What is understood: fenced ```` ```bash ```` blocks (a preceding ``<!-- drill: name -->`` names
 one), ``\\`` line continuations, comments, here-documents (skipped), pipelines and lists
@@ -25,11 +27,12 @@ from pathlib import Path
 from typing import Any, Final
 
 import botocore.session
+import jmespath  # type: ignore[import-untyped]  # no stubs; only compile() is used
 from botocore import xform_name
 from botocore.exceptions import DataNotFoundError, UnknownServiceError
 from botocore.model import ListShape, MapShape, OperationModel, ServiceModel, Shape, StructureShape
 
-ROOT: Final = Path(__file__).resolve().parents[1]
+ROOT: Final = Path(__file__).resolve().parents[3]
 RUNBOOKS: Final = ROOT / "runbooks"
 
 CLI_SERVICE_NAMES: Final = {"s3api": "s3", "configservice": "config"}
@@ -127,7 +130,7 @@ def code_blocks(path: Path) -> list[CodeBlock]:
             continue
         indent, language = fence.group(1), fence.group(2)
         body: list[str] = []
-        start = index + 1
+        start = index + 2  # the 1-based number of the block's first line (after the fence)
         index += 1
         while index < len(lines) and not lines[index].strip().startswith("```"):
             text = lines[index]
@@ -642,3 +645,40 @@ def iter_aws(commands: Sequence[Command]) -> Iterator[AwsCommand]:
     for command in commands:
         if command.is_aws:
             yield split_aws(command)
+
+
+# --- the check ----------------------------------------------------------------------------------
+
+
+def check(pages: Sequence[Path] | None = None, environment: str = "production") -> list[str]:
+    """Why any ``aws`` command of the pages would not run; empty when every one would.
+
+    Each command is filled with ``ENV=environment`` and ``AWS_REGION=us-east-1`` (other
+    variables stay as written) and checked against botocore's models (``problems``), and each
+    ``--query`` is compiled as the CLI would (a typo fails rather than filters). What names a
+    resource the templates create is the unit test's part (it needs the templates' catalog).
+    """
+    found: list[str] = []
+    variables = {"ENV": environment, "AWS_REGION": "us-east-1"}
+    for path in runbook_pages() if pages is None else pages:
+        try:
+            commands = page_commands(path)
+        except ValueError as exc:  # shlex: an unclosed quote; ours: an unbalanced $(
+            found.append(f"{path.name}: a shell block does not parse: {exc}")
+            continue
+        for command in commands:
+            if not command.is_aws:
+                continue
+            aws = split_aws(expand_command(command, variables, strict=False))
+            found += problems(aws)
+            query = aws.globals.get("--query")
+            if query is not None:
+                try:
+                    jmespath.compile(query)
+                except jmespath.exceptions.ParseError as exc:
+                    reason = str(exc).splitlines()[0]
+                    found.append(
+                        f"{aws.where}: aws {aws.service} {aws.operation}: --query {query!r}: "
+                        f"{reason}"
+                    )
+    return found

@@ -1,0 +1,60 @@
+"""`kyperian ops ...`: each task reaches its module; the restore drill asks what the page asks."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from kyperian.cli import build_parser
+from kyperian.ops import drill, lambda_package, restore_drill
+from kyperian.ops.runbooks import RUNBOOKS, expand_command, page_commands, split_aws, to_params
+
+
+@pytest.mark.parametrize(
+    ("argv", "run"),
+    [
+        (["ops", "drill", "--only", "restore-point-in-time"], drill.run),
+        (["ops", "package-lambda", "--verify", "--arch", "arm64"], lambda_package.run),
+    ],
+)
+def test_each_task_runs_its_modules_code(argv: list[str], run: object) -> None:
+    # WHEN the command line is parsed: THEN the task's own module runs it, with its options
+    args = build_parser().parse_args(argv)
+    assert args.run is run
+
+
+def test_the_drill_knows_the_restore_page() -> None:
+    # GIVEN the runbook drills: THEN the point-in-time restore is one, on its page
+    assert drill.DRILLS["restore-point-in-time"][0] == restore_drill.RUNBOOK
+    assert (RUNBOOKS / restore_drill.RUNBOOK).is_file()
+
+
+def test_the_drills_restore_is_the_runbooks_restore_command() -> None:
+    # GIVEN the page's `aws dynamodb restore-table-to-point-in-time` command, variables filled
+    (command,) = [
+        c
+        for c in page_commands(RUNBOOKS / restore_drill.RUNBOOK)
+        if c.argv[:3] == ("aws", "dynamodb", "restore-table-to-point-in-time")
+    ]
+    at = datetime(2026, 11, 28, 9, 41, tzinfo=UTC)
+    variables = {"TABLE": "t", "COPY": "t-restore", "RESTORE_AT": "2026-11-28T09:41:00Z"}
+    params = to_params(split_aws(expand_command(command, variables)))
+    # WHEN the drill builds its request for the same table, copy and time
+    request = restore_drill.restore_request("t", "t-restore", at)
+    # THEN it sends the same parameters (the time as a datetime rather than ISO text)
+    assert params.pop("RestoreDateTime") == "2026-11-28T09:41:00Z"
+    assert request.pop("RestoreDateTime") == at
+    assert params == request
+
+
+def test_the_drills_numbered_steps_are_the_pages() -> None:
+    # GIVEN the page: THEN its numbered mitigation steps are the ones the drill times
+    text = (RUNBOOKS / restore_drill.RUNBOOK).read_text(encoding="utf-8")
+    assert "2. **Restore into a new table**" in text
+    assert "3. **Compare and copy the good items back.**" in text
+    assert restore_drill.STEPS["restore"].startswith("2. restore")
+    assert restore_drill.STEPS["copy-back"].startswith("3. compare")
+    # AND the page's budgets are the drill's
+    for budget in restore_drill.BUDGETS.values():
+        assert f"| {budget} |" in text
