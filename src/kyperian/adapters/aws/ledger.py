@@ -46,7 +46,14 @@ from kyperian.domain.errors import OperationalError, TemporaryError
 from kyperian.domain.models import iso_utc
 from kyperian.execution.book import Book, LedgerAccount, LedgerPosition, apply_fill, utc_day
 from kyperian.execution.orders import AccountKey, LedgerFill, LedgerOrder, OrderState
-from kyperian.execution.ports import Ledger, OrderExists, RateLimited, RateSlot, StaleRecord
+from kyperian.execution.ports import (
+    AccountHalted,
+    Ledger,
+    OrderExists,
+    RateLimited,
+    RateSlot,
+    StaleRecord,
+)
 
 Item = dict[str, Any]
 _M = TypeVar("_M", bound=BaseModel)
@@ -146,11 +153,15 @@ def _reasons(exc: ClientError) -> list[str]:
     return [str(r.get("Code")) for r in reasons]
 
 
-def _old_item(exc: ClientError) -> Item | None:
-    """The item a failed conditional write found (``ReturnValuesOnConditionCheckFailure``)."""
+def _old_item(exc: ClientError, index: int = 0) -> Item | None:
+    """The item a failed conditional write found (``ReturnValuesOnConditionCheckFailure``);
+    in a transaction, the one of action ``index``."""
     response: dict[str, Any] = dict(exc.response)
     reasons: list[dict[str, Any]] = response.get("CancellationReasons") or []
-    item: Item | None = response.get("Item") or (reasons[0].get("Item") if reasons else None)
+    if reasons:
+        found: Item | None = reasons[index].get("Item") if index < len(reasons) else None
+        return found
+    item: Item | None = response.get("Item")
     return item
 
 
@@ -233,7 +244,9 @@ class DynamoLedger(Ledger):
 
     # --- orders -------------------------------------------------------------------------
 
-    def create_order(self, order: LedgerOrder, slot: RateSlot | None = None) -> None:
+    def create_order(
+        self, order: LedgerOrder, slot: RateSlot | None = None, unless_halted: bool = False
+    ) -> None:
         put = {
             "TableName": self.table_name,
             "Item": order_to_item(order),
@@ -241,19 +254,22 @@ class DynamoLedger(Ledger):
             "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
         }
         actions: list[Item] = [{"Put": put}]
+        if unless_halted:
+            actions.append(self._not_halted(order.account))
         if slot is not None:
             actions.append(self._rate_update(order.account, slot))
         try:
-            if slot is None:
+            if len(actions) == 1:
                 self._client.put_item(**put)
             else:
                 self._client.transact_write_items(TransactItems=actions)
         except ClientError as exc:
-            self._creation_failed(order, slot, exc)
+            self._creation_failed(order, actions, exc)
         except BotoCoreError as exc:
             raise classify(exc, "recording an order intent") from exc
 
-    def _creation_failed(self, order: LedgerOrder, slot: RateSlot | None, exc: ClientError) -> None:
+    def _creation_failed(self, order: LedgerOrder, actions: list[Item], exc: ClientError) -> None:
+        """Turn a refused intent write into the reason (the order first, then the account)."""
         code = error_code(exc)
         if code not in _CANCELLED:
             raise classify(exc, "recording an order intent") from exc
@@ -262,9 +278,26 @@ class DynamoLedger(Ledger):
             old = _old_item(exc)
             existing = item_to_order(old) if old else None
             raise OrderExists(order.client_order_id, existing) from exc
-        if slot is not None and reasons[1:2] == ["ConditionalCheckFailed"]:
-            raise RateLimited(slot.limit) from exc
+        for index, action in enumerate(actions[1:], start=1):
+            if reasons[index : index + 1] != ["ConditionalCheckFailed"]:
+                continue
+            if "ConditionCheck" in action:
+                account = _old_item(exc, index) or {}
+                raise AccountHalted(account.get("halt_reason", {}).get("S")) from exc
+            limit = int(action["Update"]["ExpressionAttributeValues"][":limit"]["N"])
+            raise RateLimited(limit) from exc
         raise TemporaryError(f"recording order {order.client_order_id}: {reasons}") from exc
+
+    def _not_halted(self, key: AccountKey) -> Item:
+        return {
+            "ConditionCheck": {
+                "TableName": self.table_name,
+                "Key": {"PK": {"S": account_pk(key)}, "SK": {"S": _ACCOUNT_SK}},
+                "ConditionExpression": "attribute_exists(PK) AND halted <> :on",
+                "ExpressionAttributeValues": {":on": {"BOOL": True}},
+                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+            }
+        }
 
     def _rate_update(self, key: AccountKey, slot: RateSlot) -> Item:
         """Count one order in ``slot.minute`` unless it is full; drop the stale minutes."""
