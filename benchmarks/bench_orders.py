@@ -20,7 +20,10 @@ the rows separate the two:
 
 - ``own``: the engine's time per decision with the time spent inside DynamoDB calls
   subtracted (measured: serialization, the state machine, the limits, sizing, the paper
-  venue's arithmetic);
+  venue's arithmetic), as wall time and as this thread's CPU time. On a shared machine
+  the wall time also holds the waits for a core other processes took (compare ``uptime``),
+  which an ECS task's reserved vCPU does not wait: the verdict uses the CPU time, and
+  both rows are printed;
 - ``calls``: DynamoDB calls per decision (counted), and the estimate ``own + calls x
   latency`` at a typical in-region DynamoDB latency (4 ms p50, 10 ms p99 per call, the
   specification's "DynamoDB < 10 ms" line), set against the 50 ms ECS budget.
@@ -80,16 +83,20 @@ class _DynamoClock:
     def __init__(self, client: Any) -> None:
         self.calls = 0
         self.inside_ns = 0
+        self.inside_cpu_ns = 0
         self._started = 0
+        self._started_cpu = 0
         client.meta.events.register("before-call.dynamodb", self._before)
         client.meta.events.register("after-call.dynamodb", self._after)
 
     def _before(self, **_: Any) -> None:
         self.calls += 1
         self._started = time.perf_counter_ns()
+        self._started_cpu = time.thread_time_ns()
 
     def _after(self, **_: Any) -> None:
         self.inside_ns += time.perf_counter_ns() - self._started
+        self.inside_cpu_ns += time.thread_time_ns() - self._started_cpu
 
 
 @contextlib.contextmanager
@@ -124,6 +131,7 @@ def main() -> None:
     logging.getLogger("botocore").setLevel(logging.WARNING)
     runs, warmup = 60, 5
     own_ms: list[float] = []
+    own_cpu_ms: list[float] = []
     calls: list[int] = []
     with _executor() as (executor, dynamo):
         for i in range(runs + warmup):
@@ -131,29 +139,34 @@ def main() -> None:
             gc.collect()  # moto's table copies leave garbage: collect it outside the row
             executor.exposure(decision.symbol, decision.price)  # deciding reads it anyway
             calls_before, inside_before = dynamo.calls, dynamo.inside_ns
-            start = time.perf_counter_ns()
+            inside_cpu_before = dynamo.inside_cpu_ns
+            start, start_cpu = time.perf_counter_ns(), time.thread_time_ns()
             veto = executor.risk_veto(decision)
             result = executor.execute(decision)
             total = time.perf_counter_ns() - start
+            total_cpu = time.thread_time_ns() - start_cpu
             if veto is not None:
                 raise RuntimeError(f"vetoed: {veto.reason}")
             if result is None or result.kind is not ExecutionKind.ORDERED:
                 raise RuntimeError(f"order not placed: {result}")
             if i >= warmup:
                 own_ms.append((total - (dynamo.inside_ns - inside_before)) / 1e6)
+                own_cpu_ms.append((total_cpu - (dynamo.inside_cpu_ns - inside_cpu_before)) / 1e6)
                 calls.append(dynamo.calls - calls_before)
     per = statistics.mean(calls)
-    own50, own99 = _pct(own_ms, 50), _pct(own_ms, 99)
-    est50, est99 = own50 + per * CALL_P50_MS, own99 + per * CALL_P99_MS
+    wall50, wall99 = _pct(own_ms, 50), _pct(own_ms, 99)
+    cpu50, cpu99 = _pct(own_cpu_ms, 50), _pct(own_cpu_ms, 99)
+    est50, est99 = cpu50 + per * CALL_P50_MS, cpu99 + per * CALL_P99_MS
     verdict = "ok" if est99 <= ECS_BUDGET_MS else "OVER BUDGET"
     print(
-        f"orders: own time per actionable decision n={runs}  p50={own50:.2f}ms "
-        f"p99={own99:.2f}ms (DynamoDB time excluded)",
+        f"orders: own time per actionable decision n={runs}  wall p50={wall50:.2f}ms "
+        f"p99={wall99:.2f}ms  cpu p50={cpu50:.2f}ms p99={cpu99:.2f}ms (DynamoDB time excluded)",
         flush=True,
     )
     print(
         f"orders: {per:.1f} DynamoDB calls per decision; estimate with AWS latency "
-        f"p50~{est50:.0f}ms p99~{est99:.0f}ms  budget {ECS_BUDGET_MS} ms (ECS)  {verdict}",
+        f"p50~{est50:.0f}ms p99~{est99:.0f}ms (cpu + calls; wall + calls p99~"
+        f"{wall99 + per * CALL_P99_MS:.0f}ms)  budget {ECS_BUDGET_MS} ms (ECS)  {verdict}",
         flush=True,
     )
 

@@ -433,7 +433,7 @@ class OrderExecutor:
         lifecycle (intent, lease, venue, booking), exempt from the halt it just set.
         """
         self.book()  # opens the account if needed
-        self.ledger.set_halt(self.account, True, reason)
+        self.ledger.set_halt(self.account, True, reason, self._clock())
         return self._flatten() if flatten else []
 
     def resume(self) -> None:

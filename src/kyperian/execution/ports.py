@@ -132,8 +132,10 @@ class Ledger(ABC):
         """Every position row of an account (strongly consistent)."""
 
     @abstractmethod
-    def set_halt(self, key: AccountKey, halted: bool, reason: str | None) -> None:
-        """Set or clear the account's kill switch."""
+    def set_halt(
+        self, key: AccountKey, halted: bool, reason: str | None, at: datetime | None = None
+    ) -> None:
+        """Set (at ``at``) or clear the account's kill switch."""
 
     @abstractmethod
     def check(self) -> None:

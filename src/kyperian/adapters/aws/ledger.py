@@ -67,6 +67,10 @@ _POSITION: Final = "BOOK#POSITION#"
 _RATE_SK: Final = "BOOK#RATE"
 _RATE_ATTR: Final = "orders_"
 _DAY_CASH: Final = "day_cash_"
+_DAY_CASH_UNIT: Final = Decimal("1e-16")
+"""Day cash is kept in whole units of 1e-16 (a fill's cash has at most 16 decimals: six
+for the quantity, ten for the price), so ``ADD`` sums integers: exact everywhere, and no
+emulator meets a decimal it cannot parse back ("0E-16" after a flat day, in moto)."""
 _CANCELLED: Final = frozenset({"TransactionCanceledException", "ConditionalCheckFailedException"})
 
 
@@ -134,7 +138,7 @@ def _item_to_account(item: Item) -> LedgerAccount:
     venue, _, account_id = str(plain.pop("account")).partition("#")
     plain["key"] = {"venue": venue, "account_id": account_id}
     days = [k for k in plain if k.startswith(_DAY_CASH)]
-    plain["day_cash"] = {k.removeprefix(_DAY_CASH): plain.pop(k) for k in days}
+    plain["day_cash"] = {k.removeprefix(_DAY_CASH): plain.pop(k) * _DAY_CASH_UNIT for k in days}
     return _validated(LedgerAccount, plain, item)
 
 
@@ -205,15 +209,18 @@ class DynamoLedger(Ledger):
         item: Item | None = response.get("Item")
         return _item_to_account(item) if item else None
 
-    def set_halt(self, key: AccountKey, halted: bool, reason: str | None) -> None:
+    def set_halt(
+        self, key: AccountKey, halted: bool, reason: str | None, at: datetime | None = None
+    ) -> None:
         self._call(
             "update_item",
             Key={"PK": {"S": account_pk(key)}, "SK": {"S": _ACCOUNT_SK}},
-            UpdateExpression="SET halted = :h, halt_reason = :r",
+            UpdateExpression="SET halted = :h, halt_reason = :r, halted_at = :t",
             ConditionExpression="attribute_exists(PK)",
             ExpressionAttributeValues={
                 ":h": {"BOOL": halted},
                 ":r": {"S": reason} if reason else {"NULL": True},
+                ":t": {"S": iso_utc(at)} if halted and at else {"NULL": True},
             },
         )
 
@@ -443,7 +450,10 @@ class DynamoLedger(Ledger):
             by_day[day] = by_day.get(day, Decimal(0)) + fill.cash_change
         names = {f"#d{i}": f"{_DAY_CASH}{d}" for i, d in enumerate(sorted(by_day))}
         values = {":cash": {"N": str(cash)}}
-        values |= {f":d{i}": {"N": str(by_day[d])} for i, d in enumerate(sorted(by_day))}
+        values |= {
+            f":d{i}": {"N": str(int(by_day[d].scaleb(16).to_integral_value()))}
+            for i, d in enumerate(sorted(by_day))
+        }
         adds = ", ".join(["cash :cash", *(f"#d{i} :d{i}" for i in range(len(by_day)))])
         seen = book.account.day_cash if book is not None else {}
         stale = sorted(d for d in seen if d < min(by_day))
