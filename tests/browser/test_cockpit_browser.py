@@ -2,7 +2,8 @@
 
 A person signs in with the engine token, alerts are sent with the CLI, the decision
 appears on the board without a reload (htmx polling), and its order, waiting for approval,
-is approved with the page's button and shows filled. Screenshots go to
+is approved with the page's button and shows filled; "halt and flatten" asks, then halts
+and closes the position. Screenshots go to
 ``reports/browser/`` (``KYPERIAN_SCREENSHOT_DIR`` moves them), which CI keeps as an
 artifact. Without chromium and chromedriver the module is skipped, saying why;
 ``scripts/ensure-chromium.sh`` (run by ``make test`` and ``.ci/run``) installs them.
@@ -158,10 +159,28 @@ def test_sign_in_then_a_decision_appears_on_the_board_without_a_reload(
     assert browser.find_elements(By.CSS_SELECTOR, f'#ledger tr[data-position="{SYMBOL}"]')
     assert browser.execute_script("return window.kyperianNoReload") == "still here"
     browser.save_screenshot(str(shots / "04-approved-and-filled.png"))
+    # AND "halt and flatten" asks first, then halts the account and closes the position
+    _halt_and_flatten(browser, wait, shots)
     # AND nothing was refused by the page's content security policy or failed in a script
     log = browser.get_log("browser")  # type: ignore[no-untyped-call]
     errors = [e["message"] for e in log if e["level"] == "SEVERE"]
     assert errors == []
+
+
+def _halt_and_flatten(browser: Chrome, wait: WebDriverWait[Chrome], shots: Path) -> None:
+    """Press "halt and flatten", see the closing order asked about, confirm, see it done."""
+    browser.find_element(By.CSS_SELECTOR, '#ledger a[href="/ui/halt/flatten"]').click()
+    confirm = (By.CSS_SELECTOR, '#ledger form[action="/ui/halt/flatten"] button')
+    wait.until(ec.element_to_be_clickable(confirm))
+    assert browser.find_elements(By.CSS_SELECTOR, f'#ledger li[data-flatten="{SYMBOL}"]')
+    browser.save_screenshot(str(shots / "05-halt-and-flatten-asks.png"))
+    browser.find_element(*confirm).click()
+    wait.until(ec.text_to_be_present_in_element((By.ID, "ledger"), "TRADING HALTED"))
+    wait.until(lambda d: not d.find_elements(By.CSS_SELECTOR, "#ledger tr[data-position]"))
+    filled = (By.CSS_SELECTOR, '#ledger tr[data-order-state="FILLED"]')
+    wait.until(lambda d: len(d.find_elements(*filled)) == 2)  # the buy, and the closing sell
+    assert browser.execute_script("return window.kyperianNoReload") == "still here"
+    browser.save_screenshot(str(shots / "06-halted-and-flat.png"))
 
 
 def test_the_cockpit_fits_a_phone_screen(stack: RunningStack, browser: Chrome) -> None:
@@ -172,5 +191,5 @@ def test_the_cockpit_fits_a_phone_screen(stack: RunningStack, browser: Chrome) -
     # THEN the page does not scroll sideways (wide tables scroll inside their panel)
     width = browser.execute_script("return document.documentElement.scrollWidth")
     viewport = browser.execute_script("return window.innerWidth")
-    browser.save_screenshot(str(_screenshots() / "05-phone.png"))
+    browser.save_screenshot(str(_screenshots() / "07-phone.png"))
     assert width <= viewport

@@ -120,22 +120,29 @@ def alarm_worth_telling(previous: str | None, current: str, fresh: bool) -> bool
 
 
 def alarm_notice(
-    name: str, state: str, previous: str | None, reason: str, description: str, at: datetime
+    name: str,
+    state: str,
+    previous: str | None,
+    reason: str,
+    description: str,
+    at: datetime,
+    region: str,
 ) -> Notice:
-    """An alarm went into ALARM (title ``ALARM: <name>``) or left it (``resolved: ...``).
+    """An alarm went into ALARM (``ALARM: <name> (<region>)``) or left it (``resolved: ...``).
 
     The text carries CloudWatch's reason and the alarm's description, which ends with the
-    runbook's link. ``notice_id`` is the alarm and the time of its change, so the same
-    change always makes the same notice.
+    runbook's link. The region is named because the DR region's alarms have the same names.
+    ``notice_id`` is the alarm, its region and the time of its change, so the same change
+    always makes the same notice.
     """
     if state == ALARM_STATE:
-        title = f"ALARM: {name}"
+        title = f"ALARM: {name} ({region})"
     else:
-        title = f"resolved: {name} is {state.replace('_', ' ')}"
+        title = f"resolved: {name} ({region}) is {state.replace('_', ' ')}"
     lines = [f"was {previous.replace('_', ' ')}" if previous else "first seen in this state"]
     lines += [line for line in (reason.strip(), description.strip()) if line]
     return Notice(
-        notice_id=notice_id("alarm", name, at.isoformat()),
+        notice_id=notice_id("alarm", region, name, at.isoformat()),
         kind=NoticeKind.ALARM,
         title=title[:100],
         text="\n".join(lines)[:1800],

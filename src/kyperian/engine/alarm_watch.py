@@ -5,6 +5,8 @@ each state change, claims it in the Decisions table (a conditional write keyed b
 alarm and the time of its change: exactly one of the engine tasks wins it, and a restart
 finds old changes claimed). The winner submits one ``alarm`` notice to the dispatcher when
 the change enters ALARM or leaves it (``kyperian.domain.notices.alarm_worth_telling``).
+Each task remembers the changes it has already tried to claim, so it writes once per change
+(and once per alarm when it starts), not once per alarm per poll.
 The on-call e-mail of the alert topic is unchanged: this is the trader's copy, filtered
 per channel like every notice. Runs on its own daemon thread, off the decision path; a
 failed poll is logged and tried again next time, never fatal.
@@ -54,6 +56,8 @@ class AlarmWatch:
         self._submit = submit
         self._clock = clock
         self.status = WatchStatus(interval=interval)
+        self._seen: dict[str, datetime] = {}
+        """Alarm -> time of the change this task already tried to claim (won or lost)."""
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -73,7 +77,10 @@ class AlarmWatch:
         return sent
 
     def _consider(self, reading: AlarmReading, now: datetime) -> Notice | None:
+        if self._seen.get(reading.name) == reading.changed_at:
+            return None
         claimed = self._states.claim(reading)
+        self._seen[reading.name] = reading.changed_at
         if claimed is None:
             return None
         fresh = now - reading.changed_at <= FRESH
@@ -86,6 +93,7 @@ class AlarmWatch:
             reading.reason,
             reading.description,
             reading.changed_at,
+            self._states.region,
         )
         logger.info(
             "alarm state change forwarded",

@@ -233,7 +233,10 @@ def alarm_watch(settings: Settings, notifier: NotificationDispatcher) -> AlarmWa
     return AlarmWatch(
         CloudWatchAlarms(make_client("cloudwatch", settings), f"kyperian-{settings.environment}-"),
         DynamoAlarmStates(
-            settings.decisions_table, make_client("dynamodb", settings), settings.decision_ttl_days
+            settings.decisions_table,
+            make_client("dynamodb", settings),
+            settings.aws_region,
+            settings.decision_ttl_days,
         ),
         notifier.submit,
         settings.alarm_watch_seconds,

@@ -15,8 +15,10 @@ alert of several timeframes counts each signal apart, so each of its breakdowns 
 document of its own (still one per signal, not one per dimension).
 
 ``POWERTOOLS_METRICS_DISABLED`` (and ``POWERTOOLS_DEV``) silence it, as they silence
-Powertools' ``Metrics``. It keeps per-invocation state: one instance per process, used by
-one request at a time, as a Lambda execution environment does.
+Powertools' ``Metrics``; they are read when it is made and when its dimensions are set
+(once per container: a Lambda's environment does not change while it runs). It keeps
+per-invocation state: one instance per process, used by one request at a time, as a Lambda
+execution environment does.
 """
 
 from __future__ import annotations
@@ -36,6 +38,11 @@ COUNT: Final[Unit] = "Count"
 MILLISECONDS: Final[Unit] = "Milliseconds"
 
 _R = TypeVar("_R")
+_Directive = tuple[tuple[tuple[str, ...], ...], tuple[tuple[str, Unit], ...]]
+"""A metric directive as data: its dimension sets, and its metrics' names and units."""
+_Shape = tuple[_Directive, ...]
+_SHAPES_KEPT: Final = 64
+_COMPACT: Final = (",", ":")
 
 
 @dataclass
@@ -58,6 +65,8 @@ class RequestMetrics:
         The CloudWatch namespace of every metric.
     write
         Where a finished line goes (standard output, which Lambda sends to CloudWatch Logs).
+    clock
+        Epoch seconds, for the documents' time stamp.
     """
 
     namespace: str
@@ -65,11 +74,18 @@ class RequestMetrics:
     _dimensions: dict[str, str] = field(default_factory=dict)
     _values: dict[str, list[float]] = field(default_factory=dict)
     _units: dict[str, Unit] = field(default_factory=dict)
+    clock: Callable[[], float] = time.time
     _breakdowns: list[_Breakdown] = field(default_factory=list)
+    _disabled: bool = field(default_factory=is_metrics_disabled)
+    _texts: dict[_Shape, str] = field(default_factory=dict)
 
     def set_dimensions(self, **dimensions: str) -> None:
-        """The dimensions every metric carries (``service``, ``environment``)."""
+        """The dimensions every metric carries (``service``, ``environment``).
+
+        Also reads again whether metrics are disabled.
+        """
         self._dimensions = dict(dimensions)
+        self._disabled = is_metrics_disabled()
 
     def add(self, name: str, unit: Unit, value: float) -> None:
         """Count ``value`` under the default dimensions."""
@@ -96,10 +112,10 @@ class RequestMetrics:
 
     def flush(self) -> None:
         """Print what was counted (unless metrics are disabled), then clear it."""
-        documents = self.documents()
+        pending = self._pending()
         self.clear()
-        if documents and not is_metrics_disabled():
-            self.write("".join(json.dumps(d, separators=(",", ":")) + "\n" for d in documents))
+        if pending and not self._disabled:
+            self.write("".join(self._line(*document) for document in pending))
 
     def log_metrics(self, handler: Callable[..., _R]) -> Callable[..., _R]:
         """Decorate a Lambda handler: flush when it returns or raises."""
@@ -117,68 +133,69 @@ class RequestMetrics:
 
     def documents(self) -> list[dict[str, Any]]:
         """The EMF documents of what was counted so far (none when nothing was)."""
+        return [
+            {"_aws": {"Timestamp": stamp, "CloudWatchMetrics": self._directives(shape)}, **root}
+            for stamp, shape, root in self._pending()
+        ]
+
+    def _pending(self) -> list[tuple[int, _Shape, dict[str, Any]]]:
+        """Each document to print: its time stamp, its directives' shape, its root members."""
         if not self._values and not self._breakdowns:
             return []
-        stamp = int(time.time() * 1000)
+        stamp = int(self.clock() * 1000)
+        dimensions = tuple(self._dimensions)
+        separate: list[tuple[int, _Shape, dict[str, Any]]] = []
         main: dict[str, Any] | None = None
+        main_shape: list[_Directive] = []
         if self._values:
-            main = self._document(stamp, self._values, self._units, [list(self._dimensions)])
-        separate = []
+            main = {**self._dimensions, **self._values}
+            metrics = tuple((name, self._units[name]) for name in self._values)
+            main_shape.append(((dimensions,), metrics))
+        broken_down: set[str] = set()
         for breakdown in self._breakdowns:
-            if main is not None and self._joins(main, breakdown):
-                self._join(main, breakdown)
+            sets = tuple((*dimensions, extra) for extra in breakdown.by)
+            directive = (sets, ((breakdown.name, breakdown.unit),))
+            if main is not None and self._joins(main, broken_down, breakdown):
+                main_shape.append(directive)
+                main.update(breakdown.by)
+                broken_down.add(breakdown.name)
             else:
-                separate.append(self._alone(stamp, breakdown))
-        return ([main] if main is not None else []) + separate
+                root = {**self._dimensions, breakdown.name: [breakdown.value], **breakdown.by}
+                separate.append((stamp, (directive,), root))
+        if main is None:
+            return separate
+        return [(stamp, tuple(main_shape), main), *separate]
 
-    def _document(
-        self,
-        stamp: int,
-        values: Mapping[str, list[float]],
-        units: Mapping[str, Unit],
-        dimension_sets: list[list[str]],
-    ) -> dict[str, Any]:
-        directive = {
-            "Namespace": self.namespace,
-            "Dimensions": dimension_sets,
-            "Metrics": [{"Name": name, "Unit": units[name]} for name in values],
-        }
-        return {
-            "_aws": {"Timestamp": stamp, "CloudWatchMetrics": [directive]},
-            **self._dimensions,
-            **values,
-        }
-
-    def _sets(self, breakdown: _Breakdown) -> list[list[str]]:
-        return [[*self._dimensions, extra] for extra in breakdown.by]
-
-    def _joins(self, main: dict[str, Any], breakdown: _Breakdown) -> bool:
+    def _joins(self, main: dict[str, Any], broken_down: set[str], breakdown: _Breakdown) -> bool:
         """Whether the main document's member for this metric holds this value alone."""
-        if main.get(breakdown.name) != [breakdown.value]:
-            return False
-        if self._units.get(breakdown.name) != breakdown.unit:
-            return False
-        directives = main["_aws"]["CloudWatchMetrics"]
-        if any(d["Metrics"][0]["Name"] == breakdown.name for d in directives[1:]):
-            return False  # already broken down once in this document
-        return all(main.get(key, value) == value for key, value in breakdown.by.items())
+        return (
+            main.get(breakdown.name) == [breakdown.value]
+            and self._units.get(breakdown.name) == breakdown.unit
+            and breakdown.name not in broken_down  # one breakdown per metric and document
+            and all(main.get(key, value) == value for key, value in breakdown.by.items())
+        )
 
-    def _join(self, main: dict[str, Any], breakdown: _Breakdown) -> None:
-        main["_aws"]["CloudWatchMetrics"].append(
+    def _directives(self, shape: _Shape) -> list[dict[str, Any]]:
+        return [
             {
                 "Namespace": self.namespace,
-                "Dimensions": self._sets(breakdown),
-                "Metrics": [{"Name": breakdown.name, "Unit": breakdown.unit}],
+                "Dimensions": [list(dimension_set) for dimension_set in sets],
+                "Metrics": [{"Name": name, "Unit": unit} for name, unit in metrics],
             }
-        )
-        main.update(breakdown.by)
+            for sets, metrics in shape
+        ]
 
-    def _alone(self, stamp: int, breakdown: _Breakdown) -> dict[str, Any]:
-        document = self._document(
-            stamp,
-            {breakdown.name: [breakdown.value]},
-            {breakdown.name: breakdown.unit},
-            self._sets(breakdown),
-        )
-        document.update(breakdown.by)
-        return document
+    def _line(self, stamp: int, shape: _Shape, root: dict[str, Any]) -> str:
+        """``json.dumps`` of the document, compact, with its directives' text reused.
+
+        A request's directives repeat from one request to the next (same metrics, same
+        dimension names); only the time stamp and the root members change.
+        """
+        directives = self._texts.get(shape)
+        if directives is None:
+            if len(self._texts) >= _SHAPES_KEPT:
+                self._texts.clear()
+            directives = json.dumps(self._directives(shape), separators=_COMPACT)
+            self._texts[shape] = directives
+        members = json.dumps(root, separators=_COMPACT)  # never empty: it holds the values
+        return f'{{"_aws":{{"Timestamp":{stamp},"CloudWatchMetrics":{directives}}},{members[1:]}\n'

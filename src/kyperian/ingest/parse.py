@@ -9,6 +9,7 @@ the webhook must never answer 5xx because of what a client sent.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
@@ -470,6 +471,22 @@ class MtfAlertIn(_Fields, _Symbol, _Sourced):
 
 SIGNAL_NAMESPACE: Final = uuid.UUID("6f1d3c52-8a43-4b8e-9f0e-4e7d7a1b2c3d")
 """Namespace of the deterministic (uuid5) signal ids: same alert, same id."""
+_NAMESPACE_BYTES: Final = SIGNAL_NAMESPACE.bytes
+
+
+def signal_id_of(identity: str) -> str:
+    """``str(uuid.uuid5(SIGNAL_NAMESPACE, identity))``, without building a ``UUID`` on the way.
+
+    The SHA-1 of namespace and name, cut to 16 bytes, with the version (5) and the RFC 4122
+    variant bits set, written 8-4-4-4-12 in lower-case hex: what ``uuid5`` does, in a third
+    of the time (it is on every webhook request).
+    """
+    sha1 = hashlib.sha1(_NAMESPACE_BYTES + identity.encode(), usedforsecurity=False)
+    digest = bytearray(sha1.digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50
+    digest[8] = (digest[8] & 0x3F) | 0x80
+    text = digest.hex()
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
 def bar_start(moment: datetime, timeframe: Timeframe) -> datetime:
@@ -497,7 +514,7 @@ def _to_signal(
         (exchange or "", ticker, opinion.timeframe, opinion.action, source, key_time.isoformat())
     )
     return Signal(
-        signal_id=str(uuid.uuid5(SIGNAL_NAMESPACE, identity)),
+        signal_id=signal_id_of(identity),
         symbol=ticker,
         exchange=exchange,
         action=opinion.action,

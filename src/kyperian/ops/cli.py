@@ -145,18 +145,19 @@ def _add_ops(commands: Any) -> None:
 
 
 def _restore_drill(args: argparse.Namespace) -> int:
-    if not 0 < 2 * args.damaged <= args.items:
-        print("kyperian ops restore-drill: need 0 < 2 * --damaged <= --items", file=sys.stderr)
-        return 2
     dynamodb = client_factory(args.endpoint_url)("dynamodb", args.region)
-    drill = restore_drill.RestoreDrill(
-        dynamodb,
-        args.table,
-        emulated=args.emulator or args.endpoint_url is not None,
-        items=args.items,
-        damaged=args.damaged,
-        say=print,
-    )
+    try:
+        drill = restore_drill.RestoreDrill(
+            dynamodb,
+            args.table,
+            emulated=args.emulator or args.endpoint_url is not None,
+            items=args.items,
+            damaged=args.damaged,
+            say=print,
+        )
+    except ValueError as exc:
+        print(f"kyperian ops restore-drill: {exc}", file=sys.stderr)
+        return 2
     try:
         report = drill.run()
     except restore_drill.DrillFailed as exc:
@@ -211,19 +212,22 @@ def _loaded(args: argparse.Namespace) -> tuple[ParameterFile, str] | None:
     try:
         return _file(args)
     except (OSError, ValueError) as exc:
-        print(f"kyperian deploy {args.deploy_command}: {exc}", file=sys.stderr)
+        _unusable(args, exc)
         return None
 
 
+def _unusable(args: argparse.Namespace, exc: Exception) -> int:
+    print(f"kyperian deploy {args.deploy_command}: {exc}", file=sys.stderr)
+    return 1
+
+
 def _preflight(args: argparse.Namespace) -> int:
-    if (loaded := _loaded(args)) is None:
-        return 1
     try:
+        file, region = _file(args)
         primary = primary_of(args.parameters) if args.parameters else None
     except (OSError, ValueError) as exc:
-        print(f"kyperian deploy preflight: {exc}", file=sys.stderr)
-        return 1
-    check = Preflight(*loaded, client_factory(args.endpoint_url), args.account, primary)
+        return _unusable(args, exc)
+    check = Preflight(file, region, client_factory(args.endpoint_url), args.account, primary)
     findings = check.run()
     print(report(findings))
     failed = [f for f in findings if not f.ok]

@@ -19,6 +19,7 @@ import boto3
 import pytest
 from fastapi.testclient import TestClient
 
+from kyperian.adapters.aws.alarms import CloudWatchAlarms, DynamoAlarmStates
 from kyperian.adapters.notify import NotificationDispatcher, build_dispatcher
 from kyperian.domain.notices import NoticeKind
 from kyperian.engine.alarm_watch import AlarmWatch
@@ -109,17 +110,20 @@ def test_each_change_into_and_out_of_alarm_is_told_once_by_one_of_two_tasks(stac
     told = first.poll_once() + second.poll_once()
     # THEN exactly one notice of kind alarm, naming the alarm, the reason and the runbook
     assert [n.kind for n in told] == [NoticeKind.ALARM]
-    assert told[0].title == f"ALARM: {ALARM}"
+    assert told[0].title == f"ALARM: {ALARM} (us-east-1)"
 
     # WHEN it returns to OK and both poll again (the other task first, this time)
     stack.set_state("OK")
     told += second.poll_once() + first.poll_once()
 
     # THEN one "resolved" notice; Slack received exactly the two messages
-    assert [n.title for n in told] == [f"ALARM: {ALARM}", f"resolved: {ALARM} is OK"]
+    assert [n.title for n in told] == [
+        f"ALARM: {ALARM} (us-east-1)",
+        f"resolved: {ALARM} (us-east-1) is OK",
+    ]
     texts = stack.messages(2)
     assert len(texts) == 2
-    assert texts[0].startswith(f"*ALARM: {ALARM}*\n")
+    assert texts[0].startswith(f"*ALARM: {ALARM} (us-east-1)*\n")
     assert "was OK" in texts[0]
     assert "Threshold Crossed: went ALARM" in texts[0]
     assert f"https://runbooks.example/{ALARM}.md" in texts[0]
@@ -158,7 +162,7 @@ def test_an_alarm_first_seen_in_alarm_is_told_only_if_it_is_recent(stack: Stack)
     # WHEN two tasks poll
     told = stack.watch().poll_once() + stack.watch().poll_once()
     # THEN it is told once, as first seen
-    assert [n.title for n in told] == ["ALARM: kyperian-test-dlq-not-empty"]
+    assert [n.title for n in told] == ["ALARM: kyperian-test-dlq-not-empty (us-east-1)"]
     assert "first seen" in told[0].text
 
 
@@ -176,7 +180,9 @@ def test_ok_and_insufficient_data_back_and_forth_is_not_news(stack: Stack) -> No
     stack.set_state("ALARM")
     watch.poll_once()
     stack.set_state("INSUFFICIENT_DATA")
-    assert [n.title for n in watch.poll_once()] == [f"resolved: {ALARM} is INSUFFICIENT DATA"]
+    assert [n.title for n in watch.poll_once()] == [
+        f"resolved: {ALARM} (us-east-1) is INSUFFICIENT DATA"
+    ]
 
 
 def test_the_watcher_is_off_without_a_channel_or_with_a_zero_interval(
@@ -250,3 +256,54 @@ def test_the_health_panel_shows_the_last_poll_and_what_is_alarming(stack: Stack)
     assert started
     assert f"in ALARM: {ALARM}" in html
     assert re.search(r"polled \d\d:\d\d:\d\d UTC, every 60 s", html)
+
+
+def test_the_dr_regions_alarms_of_the_same_name_are_told_apart(
+    stack: Stack, engine_aws: EngineAws
+) -> None:
+    # GIVEN the DR region's alarm of the same name, its watcher on the same (global) table
+    dr_cloudwatch = boto3.client("cloudwatch", region_name="us-west-2")
+    _alarm(dr_cloudwatch, ALARM)
+    dr = AlarmWatch(
+        CloudWatchAlarms(dr_cloudwatch, "kyperian-test-"),
+        DynamoAlarmStates(engine_aws.decisions_table, engine_aws.dynamodb, "us-west-2"),
+        stack.dispatcher.submit,
+        interval=60,
+    )
+    primary = stack.watch()
+    primary.poll_once()
+    dr.poll_once()
+    # WHEN the primary's alarm fires, then the DR region's, each region's tasks polling
+    stack.set_state("ALARM")
+    told = primary.poll_once() + dr.poll_once()
+    dr_cloudwatch.set_alarm_state(AlarmName=ALARM, StateValue="ALARM", StateReason="DR too")
+    told += dr.poll_once() + primary.poll_once()
+    # THEN each change is told once, naming its region; neither region's record hid the other's
+    assert [n.title for n in told] == [f"ALARM: {ALARM} (us-east-1)", f"ALARM: {ALARM} (us-west-2)"]
+
+
+def test_a_task_writes_once_per_change_not_once_per_poll(
+    stack: Stack, engine_aws: EngineAws
+) -> None:
+    # GIVEN a task that has polled once (recording the alarm)
+    watch = stack.watch()
+    watch.poll_once()
+    stored = _stored(engine_aws)
+    # WHEN the item is removed behind its back and it polls again with nothing changed
+    engine_aws.dynamodb.delete_item(TableName=engine_aws.decisions_table, Key=stored)
+    watch.poll_once()
+    # THEN it did not write again (it remembers the change it claimed)
+    assert _stored(engine_aws, missing_ok=True) is None
+    # AND a new change is written (and told) at the next poll
+    stack.set_state("ALARM")
+    assert len(watch.poll_once()) == 1
+    assert _stored(engine_aws) is not None
+
+
+def _stored(engine_aws: EngineAws, missing_ok: bool = False) -> Any:
+    key = {"PK": {"S": f"ALARM-STATE#us-east-1#{ALARM}"}, "SK": {"S": "state"}}
+    item = engine_aws.dynamodb.get_item(TableName=engine_aws.decisions_table, Key=key).get("Item")
+    if item is None:
+        assert missing_ok
+        return None
+    return key

@@ -8,6 +8,7 @@ the copy-back is wrong, counting from the tables, never from the drill's return 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
@@ -52,7 +53,7 @@ def test_the_drill_brings_back_exactly_the_items_of_the_restore_time(dynamodb: A
     # WHEN the drill writes 12 items, takes T, overwrites/deletes/adds 3 each and restores
     report = drill(dynamodb).run()
     # THEN the 12 items of T came back: the 3 overwritten and 3 deleted put back, 3 added deleted
-    assert (report.items_at_restore_time, report.lost) == (12, 0)
+    assert report.items_at_restore_time == 12
     assert (report.put_back, report.deleted) == (6, 3)
     # AND every runbook step was timed, in the page's order, with its budget
     assert [s.key for s in report.steps] == [
@@ -96,6 +97,43 @@ def test_the_account_order_fails_on_moto_because_its_copy_holds_the_damage(dynam
     assert dynamodb.list_tables()["TableNames"] == [SOURCE]
 
 
+class FakeClock:
+    """A monotonic clock that moves only when the drill sleeps."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def test_the_account_order_waits_for_t_to_be_restorable_and_gives_up_in_time(
+    dynamodb: Any,
+) -> None:
+    # GIVEN a clock ten minutes ahead of the table's LatestRestorableDateTime, and a 30 s limit
+    clock = FakeClock()
+    ahead = RestoreDrill(
+        dynamodb,
+        SOURCE,
+        emulated=False,
+        items=4,
+        damaged=1,
+        now=lambda: datetime.now(UTC) + timedelta(minutes=10),
+        restorable_timeout=30.0,
+        poll_seconds=15.0,
+        clock=clock,
+        sleep=clock.advance,
+    )
+    # WHEN the drill waits for T to become restorable before its restore
+    # THEN it polls until the limit and fails, naming T, rather than restoring a later state
+    with pytest.raises(DrillFailed, match="is not restorable after 30 s"):
+        ahead.run()
+    assert dynamodb.list_tables()["TableNames"] == [SOURCE]
+
+
 class SkipsDeletes(RestoreDrill):
     """A copy-back that forgets the items the damage added."""
 
@@ -130,7 +168,7 @@ def test_the_command_prints_each_step_against_the_runbooks_budget(
         "2. restore into a new table",
         "10-20 min",
         "RTO: runbook steps 1-4 took",
-        "RPO: 10 item(s) written before T, 0 lost",
+        "RPO: all 10 item(s) of T are back as they were",
         "note: the emulator's RestoreTableToPointInTime",
         "restore drill PASSED",
     ):

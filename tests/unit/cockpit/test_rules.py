@@ -139,17 +139,24 @@ def test_an_alarm_notice_names_the_alarm_the_change_and_the_runbook() -> None:
     # GIVEN an alarm that left ALARM, with CloudWatch's reason and its runbook link
     notice = alarm_notice(
         "kyperian-production-dlq-not-empty", "OK", "ALARM", "Threshold Crossed: 0 < 1",
-        "Messages in the DLQ. Runbook: https://x/dlq-not-empty.md", NOW,
+        "Messages in the DLQ. Runbook: https://x/dlq-not-empty.md", NOW, "us-west-2",
     )  # fmt: skip
     # THEN it is an alarm notice, titled as resolved, with every line a person needs
     assert notice.kind is NoticeKind.ALARM
     assert notice.kind in DEFAULT_KINDS
-    assert notice.title == "resolved: kyperian-production-dlq-not-empty is OK"
+    assert notice.title == "resolved: kyperian-production-dlq-not-empty (us-west-2) is OK"
     assert notice.text.splitlines() == [
         "was ALARM",
         "Threshold Crossed: 0 < 1",
         "Messages in the DLQ. Runbook: https://x/dlq-not-empty.md",
     ]
-    # AND the same change always gives the same id (a dead letter can be matched)
-    again = alarm_notice("kyperian-production-dlq-not-empty", "OK", "ALARM", "", "", NOW)
+    # AND the same change always gives the same id (a dead letter can be matched), and the
+    # same alarm name in the other region another
+    again = alarm_notice(
+        "kyperian-production-dlq-not-empty", "OK", "ALARM", "", "", NOW, "us-west-2"
+    )
     assert again.notice_id == notice.notice_id
+    primary = alarm_notice(
+        "kyperian-production-dlq-not-empty", "OK", "ALARM", "", "", NOW, "us-east-1"
+    )
+    assert primary.notice_id != notice.notice_id

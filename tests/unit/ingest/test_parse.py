@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -14,6 +15,7 @@ from hypothesis import strategies as st
 from kyperian.adapters.aws.dynamodb import signal_to_item
 from kyperian.domain.models import Action, Source, Timeframe
 from kyperian.ingest.parse import (
+    SIGNAL_NAMESPACE,
     ArrivalWindow,
     MalformedJson,
     PayloadTooLarge,
@@ -27,6 +29,7 @@ from kyperian.ingest.parse import (
     parse_mtf_alert,
     pop_passphrase,
     read_json_object,
+    signal_id_of,
 )
 
 NOW = datetime(2026, 11, 24, 18, 30, 12, 345000, tzinfo=UTC)
@@ -451,3 +454,16 @@ def test_every_number_accepted_is_one_dynamodb_can_store(
     item = signal_to_item(signal)
     numbers = [item["price"]["N"], item["confidence"]["N"], item["indicators"]["M"]["x"]["N"]]
     assert all(_dynamo_storable(n) for n in numbers), numbers
+
+
+@given(identity=st.text())
+def test_signal_ids_are_the_uuid5_of_the_identity(identity: str) -> None:
+    # GIVEN any identity text (surrogates included: both refuse them alike)
+    try:
+        expected = str(uuid.uuid5(SIGNAL_NAMESPACE, identity))
+    except UnicodeEncodeError:
+        with pytest.raises(UnicodeEncodeError):
+            signal_id_of(identity)
+        return
+    # THEN the id is exactly the standard library's uuid5 of it
+    assert signal_id_of(identity) == expected

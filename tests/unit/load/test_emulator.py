@@ -10,6 +10,7 @@ from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 import boto3
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from jsonpath_ng import ext
@@ -22,6 +23,7 @@ from kyperian.local.emulator import (
     query_one_partition,
     remember_jsonpaths,
     remember_moto_lookups,
+    retention_without_attributes,
 )
 
 
@@ -241,3 +243,38 @@ def test_a_query_reads_one_partition_and_answers_as_moto_does(
     expected = [k for _, k in indexed]
     assert by_index == (expected if forward else expected[::-1])
     assert len(scanned) == len(items)
+
+
+def test_received_messages_are_checked_for_retention_without_counting_the_queue(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # GIVEN the emulator's retention check, a queue keeping messages 60 s, three messages
+    # sent just now and one two minutes ago, and the queue's attributes counted when computed
+    from moto.sqs.models import Queue, sqs_backends
+
+    retention_without_attributes()
+    computed: list[int] = []
+    every_attribute = Queue.attributes.fget  # type: ignore[attr-defined]
+
+    def counted(queue: Any) -> Any:
+        computed.append(1)
+        return every_attribute(queue)
+
+    with mock_aws():
+        sqs: Any = boto3.client("sqs", region_name="us-east-1")
+        url = sqs.create_queue(QueueName="q", Attributes={"MessageRetentionPeriod": "60"})[
+            "QueueUrl"
+        ]
+        for body in ("new-1", "new-2", "new-3", "old"):
+            sqs.send_message(QueueUrl=url, MessageBody=body)
+        queue: Any = sqs_backends["123456789012"]["us-east-1"].get_queue("q")
+        queue._messages[-1].sent_timestamp -= 120_000
+        monkeypatch.setattr(Queue, "attributes", property(counted))
+
+        # WHEN the queue is read
+        received = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
+
+    # THEN the expired message is not handed out, the others are, and no message cost a
+    # pass over the whole queue
+    assert sorted(m["Body"] for m in received) == ["new-1", "new-2", "new-3"]
+    assert computed == []

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
-from kyperian.cli import build_parser
+from kyperian.cli import build_parser, main
 from kyperian.ops import drill, lambda_package, restore_drill
 from kyperian.ops.runbooks import RUNBOOKS, expand_command, page_commands, split_aws, to_params
 
@@ -58,3 +59,35 @@ def test_the_drills_numbered_steps_are_the_pages() -> None:
     # AND the page's budgets are the drill's
     for budget in restore_drill.BUDGETS.values():
         assert f"| {budget} |" in text
+
+
+@pytest.mark.parametrize("step", ["preflight", "preview", "drift"])
+def test_a_deploy_step_names_itself_when_its_parameter_file_is_unusable(
+    step: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN a parameter file that does not exist
+    missing = tmp_path / "staging.json"
+    # WHEN a read-only deploy step is asked to use it
+    code = main(["deploy", step, "-e", "staging", "--parameters", str(missing)])
+    # THEN it fails with the step's own name and the reason, before touching AWS
+    assert code == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"kyperian deploy {step}: ")
+    assert "No such file or directory" in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["--only", "scale-ecs,no-such-drill"], "unknown drill(s) ['no-such-drill']"),
+        (["--attach", "--api-key", "k"], "--attach needs --redis-port"),
+    ],
+)
+def test_the_drill_refuses_misuse_before_starting_anything(
+    argv: list[str], says: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # WHEN `kyperian ops drill` is given a drill it does not know, or --attach without the stack
+    code = main(["ops", "drill", *argv])
+    # THEN it exits 2 (usage) and says why, without starting a local stack
+    assert code == 2
+    assert says in capsys.readouterr().err

@@ -3,12 +3,16 @@
 ``CloudWatchAlarms.read`` lists the metric alarms named ``kyperian-<env>-*`` with their
 state and the time it last changed (``DescribeAlarms``, paginated; the task role may
 describe only alarms of that prefix). ``DynamoAlarmStates.claim`` records an alarm's
-state in the Decisions table (``PK = ALARM-STATE#<alarm>``, ``SK = state``, with the
-change time in epoch milliseconds and a ``ttl``) with a conditional write that succeeds
+state in the Decisions table (``PK = ALARM-STATE#<region>#<alarm>``, ``SK = state``, with
+the change time in epoch milliseconds and a ``ttl``) with a conditional write that succeeds
 only for a change newer than the recorded one: of the 2-20 engine tasks polling, exactly
 one wins each change, and a restarted task finds every old change already claimed. The
 winner is told the state it replaces, so the watcher can say "was OK" and ignore
 OK <-> INSUFFICIENT_DATA. No new table and, beyond ``DescribeAlarms``, no new IAM action.
+
+The region is in the key because the Decisions table is a global table and the DR region's
+alarms have the same names: each region's tasks claim their own region's alarms, in their
+own replica, where a conditional write is exact (it is not across replicas).
 """
 
 from __future__ import annotations
@@ -85,9 +89,10 @@ class CloudWatchAlarms:
 class DynamoAlarmStates:
     """The last claimed state of each alarm, in the Decisions table."""
 
-    def __init__(self, table_name: str, client: Any, ttl_days: int = 30) -> None:
+    def __init__(self, table_name: str, client: Any, region: str, ttl_days: int = 30) -> None:
         self.table_name = table_name
         self._client = client
+        self.region = region
         self._ttl_days = ttl_days
 
     def claim(self, reading: AlarmReading) -> Claimed | None:
@@ -111,7 +116,7 @@ class DynamoAlarmStates:
             answer = self._client.put_item(
                 TableName=self.table_name,
                 Item={
-                    "PK": {"S": f"{STATE_PK_PREFIX}{reading.name}"},
+                    "PK": {"S": f"{STATE_PK_PREFIX}{self.region}#{reading.name}"},
                     "SK": {"S": "state"},
                     "state": {"S": reading.state},
                     "changed_ms": {"N": str(changed_ms)},
