@@ -74,6 +74,7 @@ security: ## bandit on src/ and scripts/; pip-audit of uv.lock (reported as skip
 package: install ## build/lambda.zip twice, compared byte for byte; prints size and sha256
 	$(RUN) kyperian ops package-lambda --verify
 
-drill: install redis ## run the runbooks' commands against a local stack, then the exactly-once drill
+drill: install redis ## run the runbooks' commands against a local stack, then the exactly-once and kill-switch drills
 	$(RUN) kyperian ops drill
 	$(RUN) python -W ignore -m scripts.drill_exactly_once
+	$(RUN) python -W ignore -m scripts.drill_kill_switch

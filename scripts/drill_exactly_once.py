@@ -40,7 +40,9 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -52,7 +54,8 @@ from typing import Any, Final
 
 import boto3
 import redis
-from moto.server import ThreadedMotoServer
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+from werkzeug.serving import make_server
 
 if __package__ in (None, ""):  # run as a file: make `scripts` and `src` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -191,15 +194,36 @@ def _redis_server() -> Iterator[int]:
             process.wait(timeout=5)
 
 
+class _OneAtATime:
+    """The emulator answers one request at a time: moto's ``TransactWriteItems`` copies
+    the tables while another thread's write changes them ("dictionary changed size during
+    iteration", a 500 no DynamoDB would give), and the drills run engines in parallel."""
+
+    def __init__(self, app: Any) -> None:
+        self._app = app
+        self._lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        with self._lock:
+            return list(self._app(environ, start_response))
+
+
 @contextmanager
 def _emulator() -> Iterator[str]:
     port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
+    app = _OneAtATime(DomainDispatcherApplication(create_backend_app))
+    server = make_server("127.0.0.1", port, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, name="emulator", daemon=True)
+    thread.start()
+    endpoint = f"http://127.0.0.1:{port}"
     try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop()
+        yield endpoint
+    finally:  # moto's state is this process's: leave none for the next drill or test
+        reset = urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST")  # noqa: S310
+        with suppress(OSError):
+            urllib.request.urlopen(reset, timeout=10).close()  # noqa: S310 - http, just started
+        server.shutdown()
+        thread.join(timeout=10)
 
 
 def _settings(endpoint: str, redis_port: int) -> dict[str, Any]:

@@ -49,6 +49,8 @@ class LedgerAccount(BaseModel):
     realized_pnl: Decimal = Decimal(0)
     halted: bool = False
     halt_reason: str | None = None
+    halted_at: IsoTime | None = None
+    """When the kill switch was set (None while trading)."""
     opened_at: IsoTime
     day_cash: dict[str, Decimal] = Field(default_factory=dict)
     """Per UTC day (``YYYY-MM-DD``): the sum of that day's fills' cash changes."""

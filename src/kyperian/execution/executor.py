@@ -46,7 +46,14 @@ from kyperian.execution.orders import (
     apply_venue_order,
     transition,
 )
-from kyperian.execution.ports import Ledger, OrderExists, RateLimited, RateSlot, StaleRecord
+from kyperian.execution.ports import (
+    AccountHalted,
+    Ledger,
+    OrderExists,
+    RateLimited,
+    RateSlot,
+    StaleRecord,
+)
 from kyperian.execution.reconcile import Mismatch, compare
 from kyperian.execution.risk import BookLimits, book_veto, rate_veto
 from kyperian.execution.sizing import client_order_id, plan_order
@@ -253,21 +260,28 @@ class OrderExecutor:
             return existing, False
         except RateLimited as full:
             veto = rate_veto(full.limit, full.limit)
-            first = transition(
-                intent, OrderState.REJECTED, now, reason=f"{veto.code}: {veto.reason}"
+            reason = f"{veto.code}: {veto.reason}"
+            return self._record_intent_refused(
+                transition(intent, OrderState.REJECTED, now, reason=reason)
             )
-            return self._record_intent_refused(first)
+        except AccountHalted as halted:
+            refused = transition(intent, OrderState.REJECTED, now, reason=str(halted))
+            return self._record_intent_refused(refused)
         return first, True
 
     def _create(self, order: LedgerOrder, book: Book, now: datetime) -> None:
-        """Record a new order; one that may reach the venue takes a slot of the minute."""
-        limit = self.limits.max_orders_per_minute
-        if not limit or order.state is OrderState.REJECTED:
+        """Record a new order; one that may reach the venue requires the kill switch off
+        at the moment it is written and takes a slot of the minute's order counter."""
+        if order.state is OrderState.REJECTED:
             self.ledger.create_order(order)
             return
-        minute = utc_minute(now)
-        stale = tuple(m for m in book.order_counts if m != minute)
-        self.ledger.create_order(order, RateSlot(minute=minute, limit=limit, stale=stale))
+        limit = self.limits.max_orders_per_minute
+        slot = None
+        if limit:
+            minute = utc_minute(now)
+            stale = tuple(m for m in book.order_counts if m != minute)
+            slot = RateSlot(minute=minute, limit=limit, stale=stale)
+        self.ledger.create_order(order, slot, unless_halted=True)
 
     def _record_intent_refused(self, refused: LedgerOrder) -> tuple[LedgerOrder, bool]:
         """Record the refusal of an intent the order counter turned away (or the winner's)."""
@@ -419,7 +433,7 @@ class OrderExecutor:
         lifecycle (intent, lease, venue, booking), exempt from the halt it just set.
         """
         self.book()  # opens the account if needed
-        self.ledger.set_halt(self.account, True, reason)
+        self.ledger.set_halt(self.account, True, reason, self._clock())
         return self._flatten() if flatten else []
 
     def resume(self) -> None:

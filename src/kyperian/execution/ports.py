@@ -36,6 +36,14 @@ class StaleRecord(KyperianError):
     """Someone else changed the record since it was read: read it again and decide again."""
 
 
+class AccountHalted(KyperianError):
+    """The account's kill switch is on: the intent was not written."""
+
+    def __init__(self, reason: str | None) -> None:
+        super().__init__(f"trading halted: {reason or 'kill switch'}")
+        self.reason = reason
+
+
 class RateLimited(KyperianError):
     """The minute's order counter is full: the intent was not written."""
 
@@ -75,11 +83,15 @@ class Ledger(ABC):
         """Account, positions and open orders together. Raises ``KyperianError`` if unopened."""
 
     @abstractmethod
-    def create_order(self, order: LedgerOrder, slot: RateSlot | None = None) -> None:
+    def create_order(
+        self, order: LedgerOrder, slot: RateSlot | None = None, unless_halted: bool = False
+    ) -> None:
         """Record a new order, taking ``slot`` on the minute's order counter in the same write.
 
-        Raises ``OrderExists`` if its client order id is taken, ``RateLimited`` if the
-        slot's minute is full (in both cases nothing is written).
+        With ``unless_halted`` the write also requires the account's kill switch off at
+        that moment, so no order recorded after a halt can reach the venue. Raises
+        ``OrderExists`` if its client order id is taken, ``AccountHalted`` if the account
+        is halted, ``RateLimited`` if the slot's minute is full (nothing is written).
         """
 
     @abstractmethod
@@ -120,8 +132,10 @@ class Ledger(ABC):
         """Every position row of an account (strongly consistent)."""
 
     @abstractmethod
-    def set_halt(self, key: AccountKey, halted: bool, reason: str | None) -> None:
-        """Set or clear the account's kill switch."""
+    def set_halt(
+        self, key: AccountKey, halted: bool, reason: str | None, at: datetime | None = None
+    ) -> None:
+        """Set (at ``at``) or clear the account's kill switch."""
 
     @abstractmethod
     def check(self) -> None:

@@ -383,3 +383,23 @@ def test_the_book_keeps_what_the_limits_need_with_each_fill(ledger_aws: LedgerAw
         (f.cash_change for f in fills if f.filled_at.strftime("%Y-%m-%d") == today), Decimal(0)
     )
     assert book.opening_equity(today) == Decimal(95000) + 50 * Decimal(100)
+
+
+def test_a_halt_set_after_a_task_read_the_book_still_stops_its_order(
+    ledger_aws: LedgerAws,
+) -> None:
+    # GIVEN a task that read the book (not halted) and sized a decision on it
+    account = ledger_aws.new_account()
+    deciding = ledger_aws.executor(account)
+    assert deciding.exposure("AAPL", 100) == 0.0
+    assert deciding.book().account.halted is False
+
+    # WHEN an operator halts the account from another task before the order is written
+    ledger_aws.executor(account).halt("operator drill")
+    result = deciding.execute(_decision("h" * 32))
+
+    # THEN the intent's own write saw the switch: refused with its reason, nothing sent
+    assert result is not None
+    assert result.kind is ExecutionKind.REFUSED
+    assert result.order.reason == "trading halted: operator drill"
+    assert ledger_aws.venue(account).find_order("h" * 32) is None

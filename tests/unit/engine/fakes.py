@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
-from kyperian.adapters.brokers.paper.store import PaperSnapshot, PaperVenueStore
+from kyperian.adapters.brokers.paper.store import PaperBooks, PaperVenueStore
 from kyperian.domain.brokers import Order, OrderStatus
 from kyperian.domain.decisions import Decision
 from kyperian.domain.engine_ports import (
@@ -204,22 +204,36 @@ class MemoryPaperStore(PaperVenueStore):
     """The paper venue's books in dicts (unit tests; the service stores them in DynamoDB)."""
 
     def __init__(self) -> None:
-        self.starting_cash: Decimal | None = None
+        self.stored: PaperBooks | None = None
         self.by_client: dict[str, Order] = {}
-        self.prices: dict[str, Decimal] = {}
 
-    def open(self, starting_cash: Decimal) -> Decimal:
-        if self.starting_cash is None:
-            self.starting_cash = starting_cash
-        return self.starting_cash
+    def open(self, starting_cash: Decimal) -> PaperBooks:
+        if self.stored is None:
+            self.stored = PaperBooks(starting_cash=starting_cash, cash=starting_cash)
+        return self.stored
 
-    def snapshot(self) -> PaperSnapshot:
-        return PaperSnapshot(self.starting_cash, tuple(self.by_client.values()), dict(self.prices))
+    def books(self) -> PaperBooks | None:
+        return self.stored
 
-    def add(self, order: Order) -> None:
-        if order.client_order_id in self.by_client:
-            raise InvalidOrderError(f"client_order_id {order.client_order_id} already used")
-        self.by_client[order.client_order_id] = order
+    def commit(
+        self,
+        books: PaperBooks,
+        new: Order | None = None,
+        replaced: tuple[Order, OrderStatus] | None = None,
+    ) -> bool:
+        if new is not None and new.client_order_id in self.by_client:
+            raise InvalidOrderError(f"client_order_id {new.client_order_id} already used")
+        if self.stored is None or self.stored.version != books.version - 1:
+            return False
+        if replaced is not None:
+            held = self.by_client.get(replaced[0].client_order_id)
+            if held is None or held.status is not replaced[1]:
+                return False
+            self.by_client[replaced[0].client_order_id] = replaced[0]
+        if new is not None:
+            self.by_client[new.client_order_id] = new
+        self.stored = books
+        return True
 
     def replace(self, order: Order, expected: OrderStatus) -> bool:
         held = self.by_client.get(order.client_order_id)
@@ -233,12 +247,6 @@ class MemoryPaperStore(PaperVenueStore):
 
     def orders(self) -> list[Order]:
         return list(self.by_client.values())
-
-    def set_price(self, symbol: str, price: Decimal) -> None:
-        self.prices[symbol] = price
-
-    def price(self, symbol: str) -> Decimal | None:
-        return self.prices.get(symbol)
 
     def check(self) -> None:
         return None

@@ -157,6 +157,34 @@ def test_a_cooldown_is_honoured_exactly_up_to_its_end(cooldown: int, elapsed: in
         assert veto is None
 
 
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["AAPL", "MSFT"]),
+            st.sampled_from(list(OrderSide)),
+            st.integers(1, 30),
+            st.decimals(min_value="1", max_value="200", places=2),
+        ),
+        max_size=25,
+    )
+)
+def test_the_stop_out_kept_on_the_position_is_the_historys_latest_losing_close(
+    trades: list[tuple[str, OrderSide, int, Decimal]],
+) -> None:
+    # GIVEN any buys and sells of two symbols, one second apart
+    fills = [
+        _fill(n, side, qty, str(price), NOW + timedelta(seconds=n), sym)
+        for n, (sym, side, qty, price) in enumerate(trades)
+    ]
+
+    # WHEN they are booked in order into positions
+    book = _book(fills)
+
+    # THEN each position's last stop-out is the one the whole history defines
+    kept = {p.symbol: p.last_stop_out_at for p in book.positions if p.last_stop_out_at}
+    assert kept == _history_stop_outs(fills)
+
+
 def test_only_a_losing_close_is_a_stop_out_and_only_its_symbol_cools_down() -> None:
     # GIVEN AAPL closed at a loss, MSFT closed at a gain, and AAPL reduced (not closed) at a loss
     fills = [

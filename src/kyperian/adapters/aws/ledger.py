@@ -46,7 +46,14 @@ from kyperian.domain.errors import OperationalError, TemporaryError
 from kyperian.domain.models import iso_utc
 from kyperian.execution.book import Book, LedgerAccount, LedgerPosition, apply_fill, utc_day
 from kyperian.execution.orders import AccountKey, LedgerFill, LedgerOrder, OrderState
-from kyperian.execution.ports import Ledger, OrderExists, RateLimited, RateSlot, StaleRecord
+from kyperian.execution.ports import (
+    AccountHalted,
+    Ledger,
+    OrderExists,
+    RateLimited,
+    RateSlot,
+    StaleRecord,
+)
 
 Item = dict[str, Any]
 _M = TypeVar("_M", bound=BaseModel)
@@ -60,6 +67,10 @@ _POSITION: Final = "BOOK#POSITION#"
 _RATE_SK: Final = "BOOK#RATE"
 _RATE_ATTR: Final = "orders_"
 _DAY_CASH: Final = "day_cash_"
+_DAY_CASH_UNIT: Final = Decimal("1e-16")
+"""Day cash is kept in whole units of 1e-16 (a fill's cash has at most 16 decimals: six
+for the quantity, ten for the price), so ``ADD`` sums integers: exact everywhere, and no
+emulator meets a decimal it cannot parse back ("0E-16" after a flat day, in moto)."""
 _CANCELLED: Final = frozenset({"TransactionCanceledException", "ConditionalCheckFailedException"})
 
 
@@ -127,7 +138,7 @@ def _item_to_account(item: Item) -> LedgerAccount:
     venue, _, account_id = str(plain.pop("account")).partition("#")
     plain["key"] = {"venue": venue, "account_id": account_id}
     days = [k for k in plain if k.startswith(_DAY_CASH)]
-    plain["day_cash"] = {k.removeprefix(_DAY_CASH): plain.pop(k) for k in days}
+    plain["day_cash"] = {k.removeprefix(_DAY_CASH): plain.pop(k) * _DAY_CASH_UNIT for k in days}
     return _validated(LedgerAccount, plain, item)
 
 
@@ -146,11 +157,15 @@ def _reasons(exc: ClientError) -> list[str]:
     return [str(r.get("Code")) for r in reasons]
 
 
-def _old_item(exc: ClientError) -> Item | None:
-    """The item a failed conditional write found (``ReturnValuesOnConditionCheckFailure``)."""
+def _old_item(exc: ClientError, index: int = 0) -> Item | None:
+    """The item a failed conditional write found (``ReturnValuesOnConditionCheckFailure``);
+    in a transaction, the one of action ``index``."""
     response: dict[str, Any] = dict(exc.response)
     reasons: list[dict[str, Any]] = response.get("CancellationReasons") or []
-    item: Item | None = response.get("Item") or (reasons[0].get("Item") if reasons else None)
+    if reasons:
+        found: Item | None = reasons[index].get("Item") if index < len(reasons) else None
+        return found
+    item: Item | None = response.get("Item")
     return item
 
 
@@ -194,15 +209,18 @@ class DynamoLedger(Ledger):
         item: Item | None = response.get("Item")
         return _item_to_account(item) if item else None
 
-    def set_halt(self, key: AccountKey, halted: bool, reason: str | None) -> None:
+    def set_halt(
+        self, key: AccountKey, halted: bool, reason: str | None, at: datetime | None = None
+    ) -> None:
         self._call(
             "update_item",
             Key={"PK": {"S": account_pk(key)}, "SK": {"S": _ACCOUNT_SK}},
-            UpdateExpression="SET halted = :h, halt_reason = :r",
+            UpdateExpression="SET halted = :h, halt_reason = :r, halted_at = :t",
             ConditionExpression="attribute_exists(PK)",
             ExpressionAttributeValues={
                 ":h": {"BOOL": halted},
                 ":r": {"S": reason} if reason else {"NULL": True},
+                ":t": {"S": iso_utc(at)} if halted and at else {"NULL": True},
             },
         )
 
@@ -233,7 +251,9 @@ class DynamoLedger(Ledger):
 
     # --- orders -------------------------------------------------------------------------
 
-    def create_order(self, order: LedgerOrder, slot: RateSlot | None = None) -> None:
+    def create_order(
+        self, order: LedgerOrder, slot: RateSlot | None = None, unless_halted: bool = False
+    ) -> None:
         put = {
             "TableName": self.table_name,
             "Item": order_to_item(order),
@@ -241,19 +261,22 @@ class DynamoLedger(Ledger):
             "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
         }
         actions: list[Item] = [{"Put": put}]
+        if unless_halted:
+            actions.append(self._not_halted(order.account))
         if slot is not None:
             actions.append(self._rate_update(order.account, slot))
         try:
-            if slot is None:
+            if len(actions) == 1:
                 self._client.put_item(**put)
             else:
                 self._client.transact_write_items(TransactItems=actions)
         except ClientError as exc:
-            self._creation_failed(order, slot, exc)
+            self._creation_failed(order, actions, exc)
         except BotoCoreError as exc:
             raise classify(exc, "recording an order intent") from exc
 
-    def _creation_failed(self, order: LedgerOrder, slot: RateSlot | None, exc: ClientError) -> None:
+    def _creation_failed(self, order: LedgerOrder, actions: list[Item], exc: ClientError) -> None:
+        """Turn a refused intent write into the reason (the order first, then the account)."""
         code = error_code(exc)
         if code not in _CANCELLED:
             raise classify(exc, "recording an order intent") from exc
@@ -262,9 +285,26 @@ class DynamoLedger(Ledger):
             old = _old_item(exc)
             existing = item_to_order(old) if old else None
             raise OrderExists(order.client_order_id, existing) from exc
-        if slot is not None and reasons[1:2] == ["ConditionalCheckFailed"]:
-            raise RateLimited(slot.limit) from exc
+        for index, action in enumerate(actions[1:], start=1):
+            if reasons[index : index + 1] != ["ConditionalCheckFailed"]:
+                continue
+            if "ConditionCheck" in action:
+                account = _old_item(exc, index) or {}
+                raise AccountHalted(account.get("halt_reason", {}).get("S")) from exc
+            limit = int(action["Update"]["ExpressionAttributeValues"][":limit"]["N"])
+            raise RateLimited(limit) from exc
         raise TemporaryError(f"recording order {order.client_order_id}: {reasons}") from exc
+
+    def _not_halted(self, key: AccountKey) -> Item:
+        return {
+            "ConditionCheck": {
+                "TableName": self.table_name,
+                "Key": {"PK": {"S": account_pk(key)}, "SK": {"S": _ACCOUNT_SK}},
+                "ConditionExpression": "attribute_exists(PK) AND halted <> :on",
+                "ExpressionAttributeValues": {":on": {"BOOL": True}},
+                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+            }
+        }
 
     def _rate_update(self, key: AccountKey, slot: RateSlot) -> Item:
         """Count one order in ``slot.minute`` unless it is full; drop the stale minutes."""
@@ -410,7 +450,10 @@ class DynamoLedger(Ledger):
             by_day[day] = by_day.get(day, Decimal(0)) + fill.cash_change
         names = {f"#d{i}": f"{_DAY_CASH}{d}" for i, d in enumerate(sorted(by_day))}
         values = {":cash": {"N": str(cash)}}
-        values |= {f":d{i}": {"N": str(by_day[d])} for i, d in enumerate(sorted(by_day))}
+        values |= {
+            f":d{i}": {"N": str(int(by_day[d].scaleb(16).to_integral_value()))}
+            for i, d in enumerate(sorted(by_day))
+        }
         adds = ", ".join(["cash :cash", *(f"#d{i} :d{i}" for i in range(len(by_day)))])
         seen = book.account.day_cash if book is not None else {}
         stale = sorted(d for d in seen if d < min(by_day))

@@ -64,6 +64,8 @@ class AccountView(BaseModel):
     """Cash plus every position at its last fill price."""
     halted: bool
     halt_reason: str | None
+    halted_at: IsoTime | None = None
+    """When the kill switch was set (None while trading)."""
     auto_trading: bool
     approval_mode: bool
     open_orders: int

@@ -3,11 +3,15 @@
 Market orders fill at once at the order's reference price (or the last known price),
 less any configured slippage; limit orders fill when marketable and otherwise rest until
 ``mark`` moves the price through them or they are cancelled. The account lives in a
-``PaperVenueStore`` (DynamoDB in the service), not in this object: cash and signed
-positions are derived, in ``Decimal``, from the stored orders, so every engine task sees
-one paper account and a restart changes nothing. A client order id is accepted once
-(the store's conditional write), as live venues do. Nothing here touches the network,
-and the engine cannot tell this venue from a live one except through ``caps.paper``.
+``PaperVenueStore`` (DynamoDB in the service), not in this object: its books (cash,
+signed holdings and last prices, in ``Decimal``) are written in one atomic step with the
+order that moved them, over the version they were read at, so every engine task sees
+one paper account and a restart changes nothing. A submit reads the books once and
+writes once; the books a task wrote last are kept and tried first, the version check
+turning a stale copy into a re-read, so a task trading alone writes without reading. A
+client order id is accepted once (the store's conditional write), as live venues do.
+Nothing here touches the network, and the engine cannot tell this venue from a live one
+except through ``caps.paper``.
 """
 
 from __future__ import annotations
@@ -17,11 +21,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import ClassVar
+from typing import ClassVar, Final
 
 from kyperian.adapters.brokers.paper.config import PaperBrokerConfig
-from kyperian.adapters.brokers.paper.data import PaperMarket
-from kyperian.adapters.brokers.paper.store import PaperVenueStore
+from kyperian.adapters.brokers.paper.store import PaperBooks, PaperHolding, PaperVenueStore
 from kyperian.domain.brokers import (
     Account,
     Broker,
@@ -35,10 +38,11 @@ from kyperian.domain.brokers import (
     Position,
     TimeInForce,
 )
-from kyperian.domain.errors import InvalidOrderError
+from kyperian.domain.errors import InvalidOrderError, TemporaryError
 
 _PRICE_STEP = Decimal("0.000001")
 _BPS = Decimal(10000)
+_ATTEMPTS: Final = 5
 
 
 def _utc_now() -> datetime:
@@ -69,13 +73,31 @@ class _Holding:
 
 @dataclass
 class _View:
-    """One read of the venue's store, folded: cash, holdings, prices, orders."""
+    """The books being changed by one operation: cash, holdings, prices."""
 
+    books: PaperBooks
     cash: Decimal
     holdings: dict[str, _Holding]
     prices: dict[str, Decimal]
-    orders: list[Order]
-    filled: list[Order]
+
+    @classmethod
+    def of(cls, books: PaperBooks) -> _View:
+        holdings = {s: _Holding(h.quantity, h.average_price) for s, h in books.holdings.items()}
+        return cls(books, books.cash, holdings, dict(books.prices))
+
+    def changed(self) -> PaperBooks:
+        """The books after this operation, one version on."""
+        return PaperBooks(
+            starting_cash=self.books.starting_cash,
+            cash=self.cash,
+            holdings={
+                s: PaperHolding(h.quantity, h.average_price)
+                for s, h in sorted(self.holdings.items())
+                if h.quantity != 0
+            },
+            prices=dict(sorted(self.prices.items())),
+            version=self.books.version + 1,
+        )
 
     def mark(self, symbol: str) -> Decimal:
         holding = self.holdings.get(symbol, _Holding())
@@ -122,9 +144,9 @@ class PaperBroker(Broker):
     ) -> None:
         self.config = config or PaperBrokerConfig()
         self.store = store
-        self.market = PaperMarket(store)
         self._clock = clock
         self._lock = threading.RLock()
+        self._last: PaperBooks | None = None
 
     @property
     def caps(self) -> BrokerCapabilities:
@@ -136,28 +158,48 @@ class PaperBroker(Broker):
             }
         )
 
-    # --- the books, derived from the stored orders ----------------------------------------
+    # --- the books ----------------------------------------------------------------------
 
-    def _view(self) -> _View:
-        """The account as of now: one read of the store, folded into cash and holdings."""
-        snap = self.store.snapshot()
-        starting = snap.starting_cash
-        if starting is None:
-            starting = self.store.open(self.config.starting_cash)
-        cash = starting
-        holdings: dict[str, _Holding] = {}
+    def _books(self, fresh: bool = True) -> PaperBooks:
+        """The stored books (opened on first use); ``fresh=False`` may answer the last written."""
+        if not fresh and self._last is not None:
+            return self._last
+        books = self.store.books() or self.store.open(self.config.starting_cash)
+        if books.version == 0:
+            books = self._replayed(books)
+        self._last = books
+        return books
+
+    def _replayed(self, books: PaperBooks) -> PaperBooks:
+        """Books stored before they were kept (version 0): rebuilt once from the orders."""
+        view = _View.of(books)
         filled = sorted(
-            (o for o in snap.orders if o.filled_quantity > 0),
+            (o for o in self.store.orders() if o.filled_quantity > 0),
             key=lambda o: (o.updated_at, o.order_id),
         )
         for order in filled:
             price = order.average_fill_price or Decimal(0)
-            holdings.setdefault(order.symbol, _Holding()).apply(
-                order.side.sign * order.filled_quantity, price
-            )
-            cash -= order.side.sign * order.filled_quantity * price
-            cash -= self.config.commission_per_order
-        return _View(cash, holdings, dict(snap.prices), list(snap.orders), filled)
+            signed = order.side.sign * order.filled_quantity
+            view.holdings.setdefault(order.symbol, _Holding()).apply(signed, price)
+            view.cash -= signed * price + self.config.commission_per_order
+        self._commit(view)  # lost to another task's rebuild: theirs is the same
+        return self.store.books() or view.changed()
+
+    def _view(self) -> _View:
+        return _View.of(self._books())
+
+    def _commit(
+        self,
+        view: _View,
+        new: Order | None = None,
+        replaced: tuple[Order, OrderStatus] | None = None,
+    ) -> bool:
+        books = view.changed()
+        if not self.store.commit(books, new=new, replaced=replaced):
+            self._last = None
+            return False
+        self._last = books
+        return True
 
     def account(self) -> Account:
         view = self._view()
@@ -176,6 +218,10 @@ class PaperBroker(Broker):
 
     def fills(self) -> list[Fill]:
         """Every simulated execution, oldest first (paper orders fill whole, once)."""
+        filled = sorted(
+            (o for o in self.store.orders() if o.filled_quantity > 0),
+            key=lambda o: (o.updated_at, o.order_id),
+        )
         return [
             Fill(
                 fill_id=f"{order.order_id}-1",
@@ -187,25 +233,24 @@ class PaperBroker(Broker):
                 commission=self.config.commission_per_order,
                 filled_at=order.updated_at,
             )
-            for order in self._view().filled
+            for order in filled
         ]
 
     # --- orders -------------------------------------------------------------------------
 
     def _submit(self, request: OrderRequest) -> Order:
         with self._lock:
-            view = self._view()
-            if any(o.client_order_id == request.client_order_id for o in view.orders):
-                raise InvalidOrderError(f"client_order_id {request.client_order_id} already used")
-            if request.reference_price is not None:
-                self.market.mark(request.symbol, request.reference_price)
-                view.prices[request.symbol] = request.reference_price
-            order = self._accept(request, view)
-            filled, problem = self._try_fill(order, view)
-            self.store.add(filled)
-            if problem:
-                raise InvalidOrderError(problem)
-            return filled
+            for attempt in range(_ATTEMPTS):
+                view = _View.of(self._books(fresh=attempt > 0))
+                if request.reference_price is not None:
+                    view.prices[request.symbol] = request.reference_price
+                order = self._accept(request, view)
+                filled, problem = self._try_fill(order, view)
+                if self._commit(view, new=filled):
+                    if problem:
+                        raise InvalidOrderError(problem)
+                    return filled
+            raise TemporaryError(f"paper account kept moving; {request.client_order_id} not sent")
 
     def _accept(self, request: OrderRequest, view: _View) -> Order:
         now = self._clock()
@@ -265,9 +310,10 @@ class PaperBroker(Broker):
         return None
 
     def _execute(self, order: Order, price: Decimal, view: _View) -> Order:
-        if view.prices.get(order.symbol) != price:
-            self.market.mark(order.symbol, price)
-            view.prices[order.symbol] = price
+        view.prices[order.symbol] = price
+        signed = order.side.sign * order.quantity
+        view.holdings.setdefault(order.symbol, _Holding()).apply(signed, price)
+        view.cash -= signed * price + self.config.commission_per_order
         return order.model_copy(
             update={
                 "filled_quantity": order.quantity,
@@ -285,16 +331,34 @@ class PaperBroker(Broker):
     def mark(self, symbol: str, price: Decimal) -> list[Order]:
         """Move a symbol's price and fill the resting limit orders it makes marketable."""
         with self._lock:
-            self.market.mark(symbol, price)
-            view = self._view()
+            resting = [o for o in self.store.orders() if o.symbol == symbol and o.status.is_open]
+            moved = [o for o in (self._fill_resting(o, price) for o in resting) if o is not None]
+            if not moved:
+                self._set_price(symbol, price)
+            return [o for o in moved if o.status is OrderStatus.FILLED]
+
+    def _fill_resting(self, order: Order, price: Decimal) -> Order | None:
+        """The resting order after ``price`` (written with the books), None if it stays."""
+        for attempt in range(_ATTEMPTS):
+            view = _View.of(self._books(fresh=attempt > 0))
+            view.prices[order.symbol] = price
+            after, _ = self._try_fill(order, view)
+            if after == order:
+                return None
+            if self._commit(view, replaced=(after, order.status)):
+                return after
+            current = self.store.find(order.client_order_id)
+            if current is None or current.status is not order.status:
+                return None  # filled or cancelled meanwhile by another task
+        raise TemporaryError(f"paper account kept moving; {order.client_order_id} not marked")
+
+    def _set_price(self, symbol: str, price: Decimal) -> None:
+        for attempt in range(_ATTEMPTS):
+            view = _View.of(self._books(fresh=attempt > 0))
             view.prices[symbol] = price
-            resting = [o for o in view.orders if o.symbol == symbol and o.status.is_open]
-            filled: list[Order] = []
-            for order in resting:
-                after, _ = self._try_fill(order, view)
-                if after != order and self.store.replace(after, order.status):
-                    filled.append(after)
-            return [o for o in filled if o.status is OrderStatus.FILLED]
+            if self._commit(view):
+                return
+        raise TemporaryError(f"paper account kept moving; {symbol} price not stored")
 
     def get_order(self, order_id: str) -> Order:
         order = self.store.find(order_id.removeprefix("paper-"))
@@ -316,7 +380,7 @@ class PaperBroker(Broker):
             return closed
 
     def open_orders(self) -> list[Order]:
-        return [o for o in self._view().orders if o.status.is_open]
+        return [o for o in self.store.orders() if o.status.is_open]
 
     def check(self) -> None:
         """The simulated venue is reachable when its store is."""

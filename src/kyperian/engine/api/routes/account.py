@@ -28,6 +28,7 @@ def _view(services: EngineServices, execution: OrderExecutor) -> AccountView:
         equity=book.equity(),
         halted=book.account.halted,
         halt_reason=book.account.halt_reason,
+        halted_at=book.account.halted_at,
         auto_trading=services.settings.auto_trading,
         approval_mode=services.settings.approval_mode,
         open_orders=len(book.open_orders),
