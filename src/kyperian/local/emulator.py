@@ -142,6 +142,11 @@ class Timed:
     With ``dynamodb``, DynamoDB calls are relayed to that emulator instead (timed there),
     so a client given this one endpoint for every service still reaches every table, and
     the figures of both are served here, merged.
+
+    DynamoDB calls answered here run one at a time: moto's ``TransactWriteItems`` deep-copies
+    the tables while another thread's ``PutItem`` changes them ("dictionary changed size
+    during iteration"), a 500 DynamoDB never gives, and every order intent is a transaction.
+    Other services stay concurrent (an SQS long poll holds its thread for seconds).
     """
 
     def __init__(
@@ -150,6 +155,7 @@ class Timed:
         self.app = app
         self.times = times or CallTimes()
         self.dynamodb = dynamodb
+        self._dynamodb_lock = threading.Lock()
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         if environ.get("PATH_INFO") == STATS_PATH:
@@ -158,7 +164,11 @@ class Timed:
         if self.dynamodb is not None and operation.startswith(DYNAMODB_TARGET):
             return self.dynamodb(environ, start_response)
         began = time.perf_counter()
-        body = b"".join(self.app(environ, start_response))
+        if operation.startswith(DYNAMODB_TARGET):
+            with self._dynamodb_lock:
+                body = b"".join(self.app(environ, start_response))
+        else:
+            body = b"".join(self.app(environ, start_response))
         ms = (time.perf_counter() - began) * 1000
         self.times.add(caller_of(environ), operation, ms)
         return [body]

@@ -278,3 +278,56 @@ def test_received_messages_are_checked_for_retention_without_counting_the_queue(
     # pass over the whole queue
     assert sorted(m["Body"] for m in received) == ["new-1", "new-2", "new-3"]
     assert computed == []
+
+
+class _Overlap:
+    """A moto stand-in that records how many calls it answered at the same time."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.now = 0
+        self.most = 0
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        with self._lock:
+            self.now += 1
+            self.most = max(self.most, self.now)
+        threading.Event().wait(0.02)
+        with self._lock:
+            self.now -= 1
+        start_response("200 OK", [("Content-Type", "application/json")])
+        return [b"{}"]
+
+
+@pytest.mark.parametrize(
+    ("target", "concurrent"),
+    [
+        ("DynamoDB_20120810.TransactWriteItems", False),
+        ("DynamoDB_20120810.PutItem", False),
+        ("AmazonSQS.ReceiveMessage", True),
+    ],
+)
+def test_dynamodb_calls_are_answered_one_at_a_time_and_the_rest_concurrently(
+    target: str, concurrent: bool
+) -> None:
+    # GIVEN the middleware around an app that notes overlapping calls
+    inner = _Overlap()
+    app = Timed(inner)
+
+    # WHEN six threads call it at once
+    start = threading.Barrier(6)
+
+    def call() -> None:
+        start.wait()
+        _call(app, PATH_INFO="/", HTTP_X_AMZ_TARGET=target)
+
+    threads = [threading.Thread(target=call) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+
+    # THEN DynamoDB never sees two calls at once (moto's transactions copy the tables while
+    # other writes change them), and SQS long polls are not held up behind one another
+    assert (inner.most > 1) is concurrent
+    assert inner.most <= 6
