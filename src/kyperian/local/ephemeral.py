@@ -3,9 +3,10 @@
 The engine drills (``kyperian ops exactly-once-drill``, ``kill-switch-drill``) build engines
 in this process and in spawned children against both, so they need them on free ports, in
 the background, and gone afterwards with no state left for the next drill or test. The
-emulator is moto's server app in a thread of this process (moto is imported only when one
-starts: this package is the only product code allowed to use it); redis-server is a child
-process that persists nothing. Never used by the deployed service.
+emulator is moto's server app in a thread of this process, behind the local stack's own
+middleware (``emulator.Timed``: DynamoDB calls one at a time, as moto's transactions need);
+moto is imported only when one starts (this package is the only product code allowed to use
+it). redis-server is a child process that persists nothing. Never used by the deployed service.
 """
 
 from __future__ import annotations
@@ -16,27 +17,13 @@ import tempfile
 import threading
 import time
 import urllib.request
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from typing import Any
 
+from kyperian.local.emulator import Timed
 from kyperian.local.supervisor import StartupFailed, free_port, redis_ping
 
 __all__ = ["emulator", "free_port", "redis_server"]
-
-
-class _OneAtATime:
-    """The emulator answers one request at a time: moto's ``TransactWriteItems`` copies
-    the tables while another thread's write changes them ("dictionary changed size during
-    iteration", a 500 no DynamoDB would give), and the drills run engines in parallel."""
-
-    def __init__(self, app: Any) -> None:
-        self._app = app
-        self._lock = threading.Lock()
-
-    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
-        with self._lock:
-            return list(self._app(environ, start_response))
 
 
 @contextmanager
@@ -49,7 +36,7 @@ def emulator() -> Iterator[str]:
     from werkzeug.serving import make_server  # noqa: PLC0415 - with moto
 
     port = free_port()
-    app = _OneAtATime(DomainDispatcherApplication(create_backend_app))
+    app = Timed(DomainDispatcherApplication(create_backend_app))  # DynamoDB one call at a time
     server = make_server("127.0.0.1", port, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, name="emulator", daemon=True)
     thread.start()
