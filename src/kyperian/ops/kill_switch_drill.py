@@ -237,17 +237,6 @@ def _count(
 ) -> KillSwitchCounts:
     """Count from the ledger's orders, fills and positions and the venue's orders."""
     orders = ledger.orders(key, limit=10_000)
-    if os.environ.get("DRILL_DEBUG"):
-        print(moments)
-        for o in sorted(orders, key=lambda o: o.created_at):
-            print(
-                o.created_at.isoformat(),
-                o.updated_at.isoformat(),
-                o.client_order_id[:12],
-                o.symbol,
-                o.state,
-                o.reason,
-            )
     flatten = [o for o in orders if o.client_order_id.startswith(FLATTEN_PREFIX)]
     decided = [o for o in orders if not o.client_order_id.startswith(FLATTEN_PREFIX)]
     halted, resumed = moments.halted_at, moments.resumed_at
