@@ -76,5 +76,5 @@ package: install ## build/lambda.zip twice, compared byte for byte; prints size 
 
 drill: install redis ## run the runbooks' commands against a local stack, then the exactly-once and kill-switch drills
 	$(RUN) kyperian ops drill
-	$(RUN) python -W ignore -m scripts.drill_exactly_once
-	$(RUN) python -W ignore -m scripts.drill_kill_switch
+	$(RUN) python -W ignore -m kyperian.cli ops exactly-once-drill
+	$(RUN) python -W ignore -m kyperian.cli ops kill-switch-drill

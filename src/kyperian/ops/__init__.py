@@ -3,8 +3,9 @@
 What ``scripts/`` did as loose scripts, typed and tested, one module per concern: parameter
 files and templates (``parameters``), the deploy (``deploy``), ``preflight``, ``bootstrap``,
 ``preview``, ``drift``, the runbook parser and check (``runbooks``), the runbook drills
-(``drill``), the point-in-time restore drill (``restore_drill``) and the Lambda zip
-(``lambda_package``). Reached through ``kyperian deploy ...`` and ``kyperian ops ...``
+(``drill``), the point-in-time restore drill (``restore_drill``), the engine drills
+(``exactly_once_drill``, ``kill_switch_drill``, on the rig of ``engine_rig``) and the Lambda
+zip (``lambda_package``). Reached through ``kyperian deploy ...`` and ``kyperian ops ...``
 (``ops/cli.py``); nothing in the product imports this package.
 """
 

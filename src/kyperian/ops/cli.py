@@ -1,9 +1,10 @@
 """``kyperian deploy ...`` and ``kyperian ops ...``: the ops commands, registered by cli.py.
 
 ``deploy`` holds what touches an AWS environment (preflight, bootstrap, preview, drift, apply);
-``ops`` the drills, the runbook check and the Lambda package. Thin: parse, build the clients on
-the configurable endpoint (``make_client``), call the ops code, print, exit 0 when everything
-passed and 1 otherwise.
+``ops`` the drills (runbook, restore, exactly-once, kill-switch), the runbook check and the
+Lambda package. Thin: parse, build the clients on the configurable endpoint (``make_client``),
+call the ops code, print, exit 0 when everything passed and 1 otherwise. The exactly-once and
+kill-switch drills build whole engines, so their modules are imported only when they run.
 """
 
 from __future__ import annotations
@@ -135,6 +136,25 @@ def _add_ops(commands: Any) -> None:
     restore.add_argument("--damaged", type=int, default=5, help="items overwritten/deleted/added")
     restore.set_defaults(run=_restore_drill)
 
+    exactly_once = tasks.add_parser(
+        "exactly-once-drill",
+        help="deliver alerts many times through faults; count one decision and one order each",
+        description="On an emulator and a redis-server, deliver each scenario's alert three "
+        "times (Redis up, down, flushed; two engine processes at once; a crash before and "
+        "after the venue call), then count from the tables and the venue: one decision and "
+        "one order per signal, nothing actionable untraded, no exposure over the cap.",
+    )
+    exactly_once.set_defaults(run=_exactly_once_drill)
+    kill_switch = tasks.add_parser(
+        "kill-switch-drill",
+        help="halt from the CLI while another engine process trades; flatten; resume; count",
+        description="On an emulator and a redis-server, engine B (another process) trades "
+        "while `kyperian halt --flatten` then `kyperian resume` run against engine A; count "
+        "from the ledger and the venue how soon B saw the halt, orders while halted (0), "
+        "flattening orders and their fills, and orders after the resume.",
+    )
+    kill_switch.set_defaults(run=_kill_switch_drill)
+
     package = tasks.add_parser(
         "package-lambda",
         help="build build/lambda.zip reproducibly from the lock file (what make package runs)",
@@ -142,6 +162,18 @@ def _add_ops(commands: Any) -> None:
     )
     lambda_package.add_arguments(package)
     package.set_defaults(run=lambda_package.run)
+
+
+def _exactly_once_drill(args: argparse.Namespace) -> int:
+    from kyperian.ops import exactly_once_drill  # noqa: PLC0415 - builds engines: load when run
+
+    return exactly_once_drill.main(args)
+
+
+def _kill_switch_drill(args: argparse.Namespace) -> int:
+    from kyperian.ops import kill_switch_drill  # noqa: PLC0415 - builds engines: load when run
+
+    return kill_switch_drill.main(args)
 
 
 def _restore_drill(args: argparse.Namespace) -> int:

@@ -56,6 +56,7 @@ from botocore.validate import ParamValidator
 from kyperian.client import Answer, Unreachable, engine_token, request
 from kyperian.domain.models import Signal
 from kyperian.local.launcher import running_stack
+from kyperian.ops.engine_rig import envelope
 from kyperian.ops.restore_drill import DrillFailed as RestoreFailed
 from kyperian.ops.restore_drill import RestoreDrill
 from kyperian.ops.runbooks import (
@@ -344,22 +345,6 @@ def _signal(symbol: str, timeframe: str = "4h", action: str = "BUY") -> Signal:
     )
 
 
-def _envelope(signal: Signal) -> str:
-    return json.dumps(
-        {
-            "version": "0",
-            "id": str(uuid.uuid4()),
-            "detail-type": "SignalValidated",
-            "source": "kyperian.signal.validator",
-            "account": "000000000000",
-            "time": signal.to_event_detail()["received_at"],
-            "region": REGION,
-            "resources": [],
-            "detail": signal.to_event_detail(),
-        }
-    )
-
-
 def _decision(stack: Stack, symbol: str, trigger: str, timeout: float = 45.0) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     last: Answer | None = None
@@ -458,7 +443,7 @@ def drill_dlq(shell: Shell, stack: Stack) -> str:
     sqs = shell.client("sqs")
     dlq = sqs.get_queue_url(QueueName=f"kyperian-{ENVIRONMENT}-signals-dlq")["QueueUrl"]
     signal = _signal("DRILLDLQ")
-    sqs.send_message(QueueUrl=dlq, MessageBody=_envelope(signal))
+    sqs.send_message(QueueUrl=dlq, MessageBody=envelope(signal))
     (*_, counted) = shell.run_block("dlq-redrive.md", "dlq-find")
     _check(int(counted["Attributes"]["ApproximateNumberOfMessages"]) >= 1, f"DLQ count {counted}")
     shell.run_block("dlq-redrive.md", "dlq-redrive")

@@ -5,7 +5,8 @@ from __future__ import annotations
 import shutil
 
 import pytest
-from scripts.drill_exactly_once import run
+
+from kyperian.ops.exactly_once_drill import run
 
 pytestmark = pytest.mark.integration
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import shutil
 
 import pytest
-from scripts.drill_kill_switch import SEEN_WITHIN_MS, run
+
+from kyperian.ops.kill_switch_drill import SEEN_WITHIN_MS, run
 
 pytestmark = pytest.mark.integration
 

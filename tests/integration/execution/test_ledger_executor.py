@@ -11,7 +11,6 @@ from decimal import Decimal
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from scripts.drill_exactly_once import CrashingVenue, SimulatedCrash
 
 from kyperian.domain.brokers import Broker, OrderRequest, OrderSide
 from kyperian.domain.decisions import Decision, VetoCode
@@ -27,6 +26,7 @@ from kyperian.execution import (
     compare,
     fold_fills,
 )
+from kyperian.ops.exactly_once_drill import CrashingVenue, SimulatedCrash
 from tests.integration.execution.conftest import LedgerAws
 from tests.signal_factory import NOW
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from kyperian.cli import build_parser, main
-from kyperian.ops import drill, lambda_package, restore_drill
+from kyperian.ops import drill, exactly_once_drill, kill_switch_drill, lambda_package, restore_drill
 from kyperian.ops.runbooks import RUNBOOKS, expand_command, page_commands, split_aws, to_params
 
 
@@ -91,3 +93,43 @@ def test_the_drill_refuses_misuse_before_starting_anything(
     # THEN it exits 2 (usage) and says why, without starting a local stack
     assert code == 2
     assert says in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("task", "module", "counts"),
+    [
+        (
+            "exactly-once-drill",
+            exactly_once_drill,
+            lambda ok: exactly_once_drill.Counts(1, 1 if ok else 2, 0, 0.1, 0.2, {}),
+        ),
+        (
+            "kill-switch-drill",
+            kill_switch_drill,
+            lambda ok: kill_switch_drill.KillSwitchCounts(40, 0 if ok else 1, 3, 0, 0, 0, 2),
+        ),
+    ],
+)
+def test_the_engine_drills_exit_by_their_counts(
+    monkeypatch: pytest.MonkeyPatch, task: str, module: Any, counts: Callable[[bool], Any]
+) -> None:
+    for ok, code in ((True, 0), (False, 1)):
+        # GIVEN the drill counted everything right (or one order too many)
+        monkeypatch.setattr(module, "run", lambda ok=ok: counts(ok))
+        # WHEN `kyperian ops <drill>` runs
+        # THEN it exits 0 when every count holds and 1 otherwise
+        assert main(["ops", task]) == code
+
+
+def test_the_exactly_once_verdict_names_what_broke() -> None:
+    # GIVEN one signal decided once and ordered once, but a symbol over the exposure cap
+    counts = exactly_once_drill.Counts(1, 1, 0, max_exposure=0.25, cap=0.2, outcomes={})
+    # THEN the drill fails and its line shows the exposure against the cap
+    assert not counts.ok
+    assert counts.line().endswith("combined_exposure=0.2500>cap=0.2000")
+    # AND within the cap it prints the line `make drill` promises
+    within = exactly_once_drill.Counts(1, 1, 0, max_exposure=0.2, cap=0.2, outcomes={})
+    assert within.ok
+    assert within.line() == (
+        "decisions_per_signal=1 orders_per_signal=1 actionable_untraded=0 combined_exposure<=cap"
+    )

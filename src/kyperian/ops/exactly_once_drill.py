@@ -1,6 +1,6 @@
 """The exactly-once drill: one alert, many deliveries and faults, one decision and one order.
 
-``make drill`` runs it (``python -m scripts.drill_exactly_once``); the integration test
+``kyperian ops exactly-once-drill`` runs it (so does ``make drill``); the integration test
 ``tests/integration/execution/test_exactly_once_drill.py`` runs the same function. It
 starts an AWS emulator (moto server, the real ``data.yaml`` and ``messaging.yaml``
 deployed into it) and a redis-server, then builds engines with the service's own wiring
@@ -31,34 +31,19 @@ combined_exposure<=cap`` when all hold; exit code 0 then, 1 otherwise.
 
 from __future__ import annotations
 
-import json
 import logging
 import multiprocessing
 import os
-import shutil
-import socket
-import subprocess
-import sys
-import tempfile
-import threading
 import time
-import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
 import boto3
 import redis
-from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
-from werkzeug.serving import make_server
-
-if __package__ in (None, ""):  # run as a file: make `scripts` and `src` importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from kyperian.adapters.aws.decisions import decision_pk, item_to_decision
 from kyperian.adapters.aws.dynamodb import DynamoSignalStore
@@ -67,22 +52,23 @@ from kyperian.adapters.aws.paper_venue import DynamoPaperVenueStore
 from kyperian.domain.brokers import Broker, Order, OrderRequest
 from kyperian.domain.decisions import Decision
 from kyperian.domain.engine_ports import QueueMessage
-from kyperian.domain.models import Signal, iso_utc
+from kyperian.domain.models import Signal
 from kyperian.engine.services import EngineServices, build_services
 from kyperian.engine.telemetry import logger
 from kyperian.execution import AccountKey, OrderState
+from kyperian.local.ephemeral import emulator, free_port, redis_server
 from kyperian.local.resources import SERVICES, provision
+from kyperian.ops.engine_rig import (
+    CREDENTIALS,
+    ENVIRONMENT,
+    VISIBILITY_SECONDS,
+    drill_environment,
+    engine_settings,
+    envelope,
+    quiet,
+    strong_buy,
+)
 from kyperian.settings import Settings
-
-ENVIRONMENT: Final = "drill"
-VISIBILITY_SECONDS: Final = 5
-LEASE_SECONDS: Final = 2
-_CREDENTIALS: Final = {
-    "AWS_ACCESS_KEY_ID": "drill",
-    "AWS_SECRET_ACCESS_KEY": "drill",  # the emulator accepts any credentials
-    "AWS_DEFAULT_REGION": "us-east-1",
-    "POWERTOOLS_METRICS_DISABLED": "true",
-}
 
 
 class SimulatedCrash(BaseException):
@@ -163,152 +149,21 @@ class Counts:
         )
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-@contextmanager
-def _redis_server() -> Iterator[int]:
-    binary = shutil.which("redis-server") or "/usr/bin/redis-server"
-    port = _free_port()
-    with tempfile.TemporaryDirectory() as directory:
-        process = subprocess.Popen(  # noqa: S603 - fixed binary and arguments
-            [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", directory],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        try:
-            client = redis.Redis(port=port, socket_connect_timeout=0.2)
-            for _ in range(100):
-                with suppress(redis.ConnectionError):
-                    if client.ping():
-                        break
-                time.sleep(0.05)
-            client.close()
-            yield port
-        finally:
-            process.terminate()
-            process.wait(timeout=5)
-
-
-class _OneAtATime:
-    """The emulator answers one request at a time: moto's ``TransactWriteItems`` copies
-    the tables while another thread's write changes them ("dictionary changed size during
-    iteration", a 500 no DynamoDB would give), and the drills run engines in parallel."""
-
-    def __init__(self, app: Any) -> None:
-        self._app = app
-        self._lock = threading.Lock()
-
-    def __call__(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
-        with self._lock:
-            return list(self._app(environ, start_response))
-
-
-@contextmanager
-def _emulator() -> Iterator[str]:
-    port = _free_port()
-    app = _OneAtATime(DomainDispatcherApplication(create_backend_app))
-    server = make_server("127.0.0.1", port, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="emulator", daemon=True)
-    thread.start()
-    endpoint = f"http://127.0.0.1:{port}"
-    try:
-        yield endpoint
-    finally:  # moto's state is this process's: leave none for the next drill or test
-        reset = urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST")  # noqa: S310
-        with suppress(OSError):
-            urllib.request.urlopen(reset, timeout=10).close()  # noqa: S310 - http, just started
-        server.shutdown()
-        thread.join(timeout=10)
-
-
-def _settings(endpoint: str, redis_port: int) -> dict[str, Any]:
-    return {
-        "environment": ENVIRONMENT,
-        "aws_endpoint_url": endpoint,
-        "redis_port": redis_port,
-        "redis_socket_timeout": 0.2,
-        "auto_trading": True,
-        "approval_mode": False,
-        "worker_enabled": False,
-        "worker_visibility_seconds": VISIBILITY_SECONDS,
-        "order_lease_seconds": LEASE_SECONDS,
-        "aws_read_timeout": 5.0,
-    }
-
-
-def _signal(symbol: str, timeframe: str, source: str, received_at: datetime, sid: str) -> Signal:
-    moment = received_at.replace(microsecond=0)
-    return Signal(
-        signal_id=sid, symbol=symbol, action="STRONG_BUY", timeframe=timeframe, source=source,
-        price=100.0, confidence=100.0, timestamp=moment, key_time=moment,
-        received_at=received_at, ttl=int((moment + timedelta(days=7)).timestamp()),
-    )  # fmt: skip
-
-
-def _envelope(signal: Signal) -> str:
-    return json.dumps(
-        {
-            "version": "0",
-            "id": str(uuid.uuid4()),
-            "detail-type": "SignalValidated",
-            "source": "kyperian.signal.validator",
-            "time": iso_utc(signal.received_at),
-            "region": "us-east-1",
-            "resources": [],
-            "detail": signal.to_event_detail(),
-        }
-    )
-
-
 def _deliver(services: EngineServices, signal: Signal, attempt: int) -> str:
     """One SQS delivery of the signal's envelope, republished ``attempt - 1`` times."""
     redelivered = signal.model_copy(
         update={"received_at": signal.received_at + timedelta(milliseconds=700 * (attempt - 1))}
     )
-    message = QueueMessage(f"m-{uuid.uuid4()}", "r", _envelope(redelivered), attempt)
+    message = QueueMessage(f"m-{uuid.uuid4()}", "r", envelope(redelivered), attempt)
     try:
         return services.processor.handle(message).outcome.value
     except SimulatedCrash:
         return "CRASHED"
 
 
-@contextmanager
-def _environment() -> Iterator[None]:
-    """The drill's credentials and settings in the environment, restored afterwards."""
-    saved = {name: os.environ.get(name) for name in _CREDENTIALS}
-    os.environ.update(_CREDENTIALS)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
-@contextmanager
-def _quiet() -> Iterator[None]:
-    """Only warnings from the engine and none from the emulator's request log, meanwhile."""
-    werkzeug = logging.getLogger("werkzeug")
-    levels = (werkzeug.level, logger.log_level)
-    werkzeug.setLevel(logging.ERROR)
-    logger.setLevel(logging.WARNING)
-    try:
-        yield
-    finally:
-        werkzeug.setLevel(levels[0])
-        logger.setLevel(levels[1])
-
-
 def _child(kwargs: dict[str, Any], body: str, barrier: Any, results: Any) -> None:
     """An engine process: its own wiring, one delivery, released at the same moment as its twin."""
-    os.environ.update(_CREDENTIALS)
+    os.environ.update(CREDENTIALS)
     logger.setLevel(logging.WARNING)  # a child process of its own: nothing to restore
     services = build_services(Settings(**kwargs))
     if services.execution is not None:
@@ -324,8 +179,8 @@ def _two_processes(kwargs: dict[str, Any], signal: Signal) -> list[str]:
     barrier = context.Barrier(2)
     results = context.Queue()
     bodies = [
-        _envelope(signal),
-        _envelope(
+        envelope(signal),
+        envelope(
             signal.model_copy(
                 update={"received_at": signal.received_at + timedelta(milliseconds=300)}
             )
@@ -344,19 +199,19 @@ def _two_processes(kwargs: dict[str, Any], signal: Signal) -> list[str]:
 
 def run(report: Callable[[str], None] = print) -> Counts:
     """Run every scenario and count; ``report`` gets one line per scenario and the verdict."""
-    with _environment(), _quiet(), _emulator() as endpoint, _redis_server() as redis_port:
+    with drill_environment(), quiet(), emulator() as endpoint, redis_server() as redis_port:
         session: Any = boto3.session.Session(region_name="us-east-1")
         clients = {name: session.client(name, endpoint_url=endpoint) for name in SERVICES}
         made = provision(clients, ENVIRONMENT, f"drill-{uuid.uuid4().hex}")
-        kwargs = _settings(endpoint, redis_port)
+        kwargs = engine_settings(endpoint, redis_port)
         signals_store = DynamoSignalStore(made.signals_table, clients["dynamodb"])
         outcomes: dict[str, list[str]] = {}
         triggers: list[Signal] = []
 
         def scenario(name: str, symbol: str) -> Signal:
             now = datetime.now(UTC)
-            signals_store.add(_signal(symbol, "1D", "technicals", now, f"{name}-anchor"))
-            trigger = _signal(symbol, "4h", "luxalgo", now, f"{name}-trigger")
+            signals_store.add(strong_buy(symbol, "1D", "technicals", now, f"{name}-anchor"))
+            trigger = strong_buy(symbol, "4h", "luxalgo", now, f"{name}-trigger")
             signals_store.add(trigger)
             triggers.append(trigger)
             return trigger
@@ -371,7 +226,7 @@ def run(report: Callable[[str], None] = print) -> Counts:
 
         # redis-down: the engine's Redis is unreachable (degraded mode)
         trigger = scenario("redis-down", "MSFT")
-        down = engine(redis_port=_free_port())
+        down = engine(redis_port=free_port())
         outcomes["redis-down"] = [_deliver(down, trigger, n) for n in (1, 2, 3)]
 
         # cache-flush: the processed marker disappears after the first delivery
@@ -468,10 +323,7 @@ def _count(
     )
 
 
-def main() -> int:
+def main(_: object = None) -> int:
+    """``kyperian ops ...``: run the drill, print its lines; 0 when every count holds, else 1."""
     counts = run()
     return 0 if counts.ok else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

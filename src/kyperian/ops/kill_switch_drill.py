@@ -1,6 +1,6 @@
 """The kill-switch drill: halt from the CLI, seen by another engine process, flatten, resume.
 
-``make drill`` runs it after the exactly-once drill (``python -m scripts.drill_kill_switch``);
+``kyperian ops kill-switch-drill`` runs it (``make drill`` after the exactly-once drill);
 ``tests/integration/execution/test_kill_switch_drill.py`` runs the same function. On an
 AWS emulator (moto server, the real templates) and a redis-server, built with the
 service's own wiring (``build_services``, auto-trading on, the paper venue in the ledger):
@@ -39,14 +39,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Final
 
 import boto3
 import uvicorn
-
-if __package__ in (None, ""):  # run as a file: make `scripts` and `src` importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from kyperian.adapters.aws.dynamodb import DynamoSignalStore
 from kyperian.adapters.aws.ledger import DynamoLedger
@@ -56,19 +52,18 @@ from kyperian.engine.main import create_app
 from kyperian.engine.services import build_services
 from kyperian.engine.telemetry import logger
 from kyperian.execution import AccountKey, LedgerOrder, OrderState
+from kyperian.local.ephemeral import emulator, free_port, redis_server
 from kyperian.local.resources import SERVICES, provision
-from kyperian.settings import Settings
-from scripts.drill_exactly_once import (
-    _CREDENTIALS,
-    _emulator,
-    _envelope,
-    _environment,
-    _free_port,
-    _quiet,
-    _redis_server,
-    _settings,
-    _signal,
+from kyperian.ops.engine_rig import (
+    CREDENTIALS,
+    ENVIRONMENT,
+    drill_environment,
+    engine_settings,
+    envelope,
+    quiet,
+    strong_buy,
 )
+from kyperian.settings import Settings
 
 CADENCE: Final = 0.15
 HALTED_SECONDS: Final = 2.5
@@ -123,7 +118,7 @@ class _Moments:
 @contextmanager
 def _served(app: Any) -> Iterator[str]:
     """The engine API on a free port, in a thread of this process."""
-    port = _free_port()
+    port = free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="engine-api", daemon=True)
@@ -142,7 +137,7 @@ def _served(app: Any) -> Iterator[str]:
 
 def _trader(kwargs: dict[str, Any], signals_table: str, stop: Any, results: Any) -> None:
     """Engine B: decides a new actionable alert every ``CADENCE`` s until told to stop."""
-    os.environ.update(_CREDENTIALS)
+    os.environ.update(CREDENTIALS)
     logger.setLevel(logging.ERROR)  # a child process of its own: nothing to restore
     sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - its metric lines; the parent reports
     services = build_services(Settings(**kwargs))
@@ -154,10 +149,10 @@ def _trader(kwargs: dict[str, Any], signals_table: str, stop: Any, results: Any)
     while not stop.is_set():
         symbol = f"KS{number}"
         now = datetime.now(UTC)
-        store.add(_signal(symbol, "1D", "technicals", now, f"ks-{number}-anchor"))
-        trigger = _signal(symbol, "4h", "luxalgo", now, f"ks-{number}-trigger")
+        store.add(strong_buy(symbol, "1D", "technicals", now, f"ks-{number}-anchor"))
+        trigger = strong_buy(symbol, "4h", "luxalgo", now, f"ks-{number}-trigger")
         store.add(trigger)
-        message = QueueMessage(f"m-{uuid.uuid4()}", "r", _envelope(trigger), 1)
+        message = QueueMessage(f"m-{uuid.uuid4()}", "r", envelope(trigger), 1)
         results.put(services.processor.handle(message).outcome.value)
         number += 1
         stop.wait(CADENCE)
@@ -187,12 +182,12 @@ def _wait_for_fills(ledger: DynamoLedger, key: AccountKey, count: int, seconds: 
 
 def run(report: Callable[[str], None] = print) -> KillSwitchCounts:
     """Run the drill and count; ``report`` gets B's outcomes and the verdict line."""
-    with _environment(), _quiet(), _emulator() as endpoint, _redis_server() as redis_port:
+    with drill_environment(), quiet(), emulator() as endpoint, redis_server() as redis_port:
         session: Any = boto3.session.Session(region_name="us-east-1")
         clients = {name: session.client(name, endpoint_url=endpoint) for name in SERVICES}
-        made = provision(clients, "drill", f"drill-{uuid.uuid4().hex}")
+        made = provision(clients, ENVIRONMENT, f"drill-{uuid.uuid4().hex}")
         token = secrets.token_urlsafe(24)
-        kwargs = {**_settings(endpoint, redis_port), "reconcile_seconds": 3600}
+        kwargs = {**engine_settings(endpoint, redis_port), "reconcile_seconds": 3600}
         engine_a = build_services(Settings(**kwargs, engine_token=token))
         key = AccountKey(venue="paper", account_id=engine_a.settings.paper_account_id)
         ledger = DynamoLedger(made.ledger_table, clients["dynamodb"])
@@ -242,17 +237,6 @@ def _count(
 ) -> KillSwitchCounts:
     """Count from the ledger's orders, fills and positions and the venue's orders."""
     orders = ledger.orders(key, limit=10_000)
-    if os.environ.get("DRILL_DEBUG"):
-        print(moments)
-        for o in sorted(orders, key=lambda o: o.created_at):
-            print(
-                o.created_at.isoformat(),
-                o.updated_at.isoformat(),
-                o.client_order_id[:12],
-                o.symbol,
-                o.state,
-                o.reason,
-            )
     flatten = [o for o in orders if o.client_order_id.startswith(FLATTEN_PREFIX)]
     decided = [o for o in orders if not o.client_order_id.startswith(FLATTEN_PREFIX)]
     halted, resumed = moments.halted_at, moments.resumed_at
@@ -306,10 +290,7 @@ def _unflattened(
     return sum(1 for s, quantity in held.items() if quantity != 0 and s not in in_flight)
 
 
-def main() -> int:
+def main(_: object = None) -> int:
+    """``kyperian ops ...``: run the drill, print its lines; 0 when every count holds, else 1."""
     counts = run()
     return 0 if counts.ok else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

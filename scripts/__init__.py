@@ -1,1 +1,0 @@
-"""Build, deploy and lint tooling run by make and the GitHub workflows (not shipped)."""
