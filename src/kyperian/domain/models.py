@@ -105,8 +105,20 @@ class Source(StrEnum):
 
 
 def _iso_utc(value: datetime) -> str:
-    """ISO 8601 in UTC with a ``Z`` suffix and millisecond precision: sortable as text."""
-    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    """ISO 8601 in UTC with a ``Z`` suffix and millisecond precision: sortable as text.
+
+    The fields are written as they stand (a value is expected in UTC; an offset is not
+    applied) and the microseconds cut to milliseconds: ``isoformat`` writes exactly that in
+    its first 23 characters, in half the time ``strftime`` takes (this runs four times per
+    webhook request). Before the year 1000 ``strftime`` writes the year unpadded (``5``,
+    not ``0005``), and that rendering is kept.
+    """
+    if value.year < _FOUR_DIGIT_YEARS:
+        return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    return value.isoformat(timespec="milliseconds")[:23] + "Z"
+
+
+_FOUR_DIGIT_YEARS = 1000
 
 
 IsoTime = Annotated[datetime, PlainSerializer(_iso_utc, return_type=str, when_used="json")]
@@ -144,8 +156,29 @@ class Signal(BaseModel):
     """Epoch seconds after which DynamoDB may delete the stored signal."""
 
     def to_event_detail(self) -> dict[str, Any]:
-        """The JSON-ready form published on the event bus and cached by the engine."""
-        return self.model_dump(mode="json")
+        """The JSON-ready form published on the event bus and cached by the engine.
+
+        What ``self.model_dump(mode="json")`` answers, written out (a test compares the two
+        over arbitrary signals, values and types): pydantic reaches the times' serializer
+        through Python three times, and the dump cost twice this on every webhook request.
+        """
+        return {
+            "signal_id": self.signal_id,
+            "symbol": self.symbol,
+            "exchange": self.exchange,
+            "action": self.action.value,
+            "timeframe": self.timeframe.value,
+            "source": self.source.value,
+            "price": self.price,
+            "confidence": self.confidence,
+            "indicators": dict(self.indicators),
+            "take_profit": self.take_profit,
+            "stop_loss": self.stop_loss,
+            "timestamp": _iso_utc(self.timestamp),
+            "key_time": _iso_utc(self.key_time),
+            "received_at": _iso_utc(self.received_at),
+            "ttl": self.ttl,
+        }
 
 
 def iso_utc(value: datetime) -> str:

@@ -2,9 +2,11 @@
 
 Metrics go to namespace ``Kyperian`` with dimensions ``service=engine`` and
 ``environment``; per-action and per-reason metrics add one dimension. CloudWatch Logs
-extracts EMF from the container's awslogs stream. Logs are JSON (Powertools Logger) and
-carry the signal id being processed as ``correlation_id``, thread-locally, so the API
-threads' logs never pick up the worker's id.
+extracts EMF from the container's awslogs stream. ``POWERTOOLS_METRICS_DISABLED`` (and
+``POWERTOOLS_DEV``) silence them, as they silence Powertools' ``Metrics``: its
+``single_metric`` prints whatever the switch says, so the check is made here. Logs are
+JSON (Powertools Logger) and carry the signal id being processed as ``correlation_id``,
+thread-locally, so the API threads' logs never pick up the worker's id.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Final
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 
 from kyperian.domain.decisions import Decision
 
@@ -42,6 +45,9 @@ class EngineMetrics:
         self._dimensions = {"service": SERVICE, "environment": environment}
 
     def _emit(self, name: str, unit: MetricUnit, value: float, **extra: str) -> None:
+        """Print one EMF document, unless metrics are disabled (read at every call)."""
+        if is_metrics_disabled():
+            return
         with single_metric(
             name=name,
             unit=unit,

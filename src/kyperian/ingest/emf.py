@@ -42,7 +42,8 @@ _Directive = tuple[tuple[tuple[str, ...], ...], tuple[tuple[str, Unit], ...]]
 """A metric directive as data: its dimension sets, and its metrics' names and units."""
 _Shape = tuple[_Directive, ...]
 _SHAPES_KEPT: Final = 64
-_COMPACT: Final = (",", ":")
+_COMPACT: Final = json.JSONEncoder(separators=(",", ":"))
+"""``json.dumps(value, separators=(",", ":"))`` builds this encoder on every call: built once."""
 
 
 @dataclass
@@ -195,7 +196,7 @@ class RequestMetrics:
         if directives is None:
             if len(self._texts) >= _SHAPES_KEPT:
                 self._texts.clear()
-            directives = json.dumps(self._directives(shape), separators=_COMPACT)
+            directives = _COMPACT.encode(self._directives(shape))
             self._texts[shape] = directives
-        members = json.dumps(root, separators=_COMPACT)  # never empty: it holds the values
+        members = _COMPACT.encode(root)  # never empty: it holds the values
         return f'{{"_aws":{{"Timestamp":{stamp},"CloudWatchMetrics":{directives}}},{members[1:]}\n'

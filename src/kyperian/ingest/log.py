@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from typing import Any, Final
 
 from aws_lambda_powertools import Logger
@@ -49,10 +50,62 @@ def json_line_encoder() -> json.JSONEncoder:
 
 
 _RESERVED: Final = frozenset(RESERVED_LOG_ATTRS)
+_POWERTOOLS_TIME_FORMAT: Final = "%Y-%m-%d %H:%M:%S,%F%z"
+"""Powertools' default time format; ``%F`` stands for the milliseconds."""
+_UP_TO_MILLISECONDS: Final = "%Y-%m-%d %H:%M:%S,"
 
 
 class FastKeysFormatter(LambdaPowertoolsFormatter):
-    """Powertools' JSON formatter; the record's keys are told from the extras by a set."""
+    """Powertools' JSON formatter, writing the same lines in fewer steps.
+
+    - the record's keys are told from the extras by a set (Powertools scans a tuple);
+    - a line without an exception skips the exception steps, whose keys Powertools adds as
+      ``None`` and then strips (``stack_trace`` too: an extra of that name is dropped, as
+      Powertools drops it by setting it to ``None``);
+    - the time stamp's text up to the milliseconds, and its offset, are kept for the second
+      they belong to (Powertools formats them with ``time.strftime`` for every line).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._second: tuple[object, str, str] | None = None
+
+    def format(self, record: logging.LogRecord) -> str:
+        """Powertools' ``format``, minus the exception steps when the record has none."""
+        if isinstance(record.exc_info, tuple):
+            line: str = super().format(record)
+            return line
+        formatted_log = self._extract_log_keys(record)
+        formatted_log["message"] = self._extract_log_message(record)
+        if self.serialize_stacktrace:
+            formatted_log["stack_trace"] = None
+        formatted_log["xray_trace_id"] = self._get_latest_trace_id()
+        return self.serialize({k: v for k, v in formatted_log.items() if v is not None})
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        """Powertools' default time stamp (``2021-05-03 10:20:19,650+0200``), cached by second.
+
+        ``time.localtime`` (or ``gmtime``) gives the same fields for every instant of a
+        second, so only the milliseconds differ within one. The cache is keyed by the
+        second, the converter and the process's time zone (``time.tzset`` changes it).
+        Any other format goes to Powertools.
+        """
+        if (
+            datefmt is not None
+            or self.datefmt is not None
+            or self.use_rfc3339_iso8601
+            or self.default_time_format != _POWERTOOLS_TIME_FORMAT
+            or record.created < 0
+        ):
+            stamp: str = super().formatTime(record, datefmt)
+            return stamp
+        key = (int(record.created), self.converter, time.timezone, time.altzone, time.tzname)
+        second = self._second
+        if second is None or second[0] != key:
+            fields = self.converter(record.created)
+            second = (key, time.strftime(_UP_TO_MILLISECONDS, fields), time.strftime("%z", fields))
+            self._second = second
+        return f"{second[1]}{'%03d' % record.msecs}{second[2]}"  # noqa: UP031  # as Powertools
 
     def _extract_log_keys(self, log_record: logging.LogRecord) -> dict[str, Any]:
         """Powertools' own steps (aws_lambda_powertools 3.23), in the same order."""

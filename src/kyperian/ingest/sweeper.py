@@ -15,12 +15,15 @@ request.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import wraps
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from kyperian.adapters.aws.dynamodb import DynamoSignalStore
@@ -80,7 +83,27 @@ class Sweeper:
         return SweepResult(len(pending), len(published))
 
 
-@metrics.log_metrics
+def _flushed(handler: Callable[..., dict[str, int]]) -> Callable[..., dict[str, int]]:
+    """``metrics.log_metrics``, which also drops the run's metrics when they are disabled.
+
+    Powertools' ``flush_metrics`` prints and clears only when metrics are enabled; disabled,
+    it keeps them, so a warm container would carry every run's metrics into the next.
+    """
+    logged = metrics.log_metrics(handler)
+
+    @wraps(handler)
+    def decorated(event: dict[str, Any], context: LambdaContext) -> dict[str, int]:
+        try:
+            answer: dict[str, int] = logged(event, context)
+            return answer
+        finally:
+            if is_metrics_disabled():
+                metrics.clear_metrics()
+
+    return decorated
+
+
+@_flushed
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, int]:
     """Scheduled every minute; a failure raises, so the Lambda Errors metric shows it."""
     settings = get_settings()

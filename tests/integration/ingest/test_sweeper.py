@@ -6,6 +6,8 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
 from kyperian.adapters.aws.dynamodb import PENDING, PUBLISH_STATE, DynamoSignalStore
 from kyperian.ingest import sweeper
 from kyperian.ingest.parse import ArrivalWindow, parse_mtf_alert
@@ -54,3 +56,25 @@ def test_the_sweeper_publishes_old_pending_rows_and_spares_live_ones(
     assert {states[i] for i in live} == {PENDING}
     # AND a second run finds nothing left to do
     assert sweeper.lambda_handler({}, FakeLambdaContext()) == {"found": 0, "published": 0}
+
+
+def test_disabled_metrics_are_neither_printed_nor_kept_between_runs(
+    ingest_stack: IngestStack, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN POWERTOOLS_METRICS_DISABLED=true and a row to sweep
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
+    _pending(ingest_stack, 10, "QUIET")
+    capsys.readouterr()
+    # WHEN the sweeper runs twice
+    sweeper.lambda_handler({}, FakeLambdaContext())
+    sweeper.lambda_handler({}, FakeLambdaContext())
+    # THEN no EMF document is printed and nothing is left held for a later run
+    assert "_aws" not in capsys.readouterr().out
+    assert sweeper.metrics.metric_set == {}
+    # AND once enabled again, a run prints its own count only, not the silenced runs'
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "false")
+    sweeper.lambda_handler({}, FakeLambdaContext())
+    documents = [
+        json.loads(line) for line in capsys.readouterr().out.splitlines() if "_aws" in line
+    ]
+    assert [d["SignalsSwept"] for d in documents] == [[0.0]]  # not [2.0, 0.0, 0.0]

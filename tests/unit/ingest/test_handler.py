@@ -8,6 +8,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from aws_lambda_powertools.event_handler.api_gateway import ResponseBuilder
+from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
@@ -357,3 +359,56 @@ def test_a_revoked_previous_key_is_refused_within_the_grace_period(
     assert (
         call(http_event(body=alert(symbol="GRACEE", passphrase="the-new-key-0123456789")))[0] == 202
     )
+
+
+@pytest.fixture
+def header_reads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts reads of the event's case-insensitive header copy (Powertools' gzip check)."""
+    reads: list[int] = []
+    original = APIGatewayProxyEventV2.resolved_headers_field
+
+    def counted(event: APIGatewayProxyEventV2) -> Any:
+        reads.append(1)
+        return original.fget(event)  # type: ignore[attr-defined]
+
+    monkeypatch.setattr(APIGatewayProxyEventV2, "resolved_headers_field", property(counted))
+    return reads
+
+
+@pytest.mark.parametrize("path", ["/webhook", "/webhook/mtf", "/health"])
+def test_answers_skip_powertools_header_copy_when_nothing_asks_for_gzip(
+    ingest_stack: IngestStack, header_reads: list[int], path: str
+) -> None:
+    # GIVEN a caller that accepts gzip, on routes none of which asks for compression
+    body = alert(symbol="NOGZIP")
+    if path == "/webhook/mtf":
+        body = {**body, "signals": [{"timeframe": "60", "action": "buy"}]}
+    event = http_event(
+        body=body,
+        path=path,
+        method="GET" if path == "/health" else "POST",
+        headers={"Accept-Encoding": "gzip"},
+    )
+    # WHEN it is answered
+    response = handler.lambda_handler(event, CTX)
+    # THEN the answer goes through our response builder, which decides without Powertools'
+    # copy of the headers (a Powertools that ignored `_response_builder_class` would read
+    # it), and is not compressed
+    assert response["statusCode"] in {200, 202}
+    assert header_reads == []
+    assert "Content-Encoding" not in response["headers"]
+
+
+@pytest.mark.parametrize("accept", [None, "gzip", "br", "gzip, deflate"])
+def test_the_compression_rule_is_powertools_own(accept: str | None) -> None:
+    # GIVEN a request accepting some encoding, or none
+    event = http_event(body={})
+    headers = {k: v for k, v in event["headers"].items() if k.lower() != "accept-encoding"}
+    event["headers"] = headers if accept is None else {**headers, "accept-encoding": accept}
+    request = APIGatewayProxyEventV2(event)
+    for route, response in [(r, a) for r in (False, True) for a in (None, False, True)]:
+        # WHEN a route and a response ask for compression or not
+        ours = handler._Answers._has_compression_enabled(route, response, request)
+        theirs = ResponseBuilder._has_compression_enabled(route, response, request)
+        # THEN the answer is Powertools' own
+        assert ours is theirs, (route, response)

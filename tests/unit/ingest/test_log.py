@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
+import os
 import sys
+import time
 from collections.abc import Iterator
 from functools import partial
 from typing import Any
@@ -16,7 +19,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from kyperian.ingest import handler
-from kyperian.ingest.log import json_line_encoder, json_message, make_formatter
+from kyperian.ingest.log import (
+    FastKeysFormatter,
+    json_line_encoder,
+    json_message,
+    make_formatter,
+)
 from tests.aws_resources import API_KEY
 from tests.conftest import FakeLambdaContext, IngestStack
 from tests.events.load import http_event
@@ -148,6 +156,7 @@ key_names = st.sampled_from(
     [
         *("service", "correlation_id", "symbol", "level", "location", "timestamp", "message"),
         *("name", "process", "threadName", "cold_start", "function_name", "exception"),
+        *("exception_name", "exception_notes", "stack_trace", "xray_trace_id"),
     ]
 ) | st.text(min_size=1, max_size=6)
 messages = st.one_of(st.text(max_size=20), json_texts, st.dictionaries(st.text(max_size=3), plain))
@@ -163,7 +172,7 @@ def _raise() -> Any:
 @given(
     message=messages,
     args=st.sampled_from([(), ("x",)]),
-    extras=st.dictionaries(st.text(min_size=1, max_size=8), plain, max_size=4),
+    extras=st.dictionaries(key_names, plain, max_size=4),
     keys=st.dictionaries(key_names, st.one_of(plain, st.just("%(funcName)s")), max_size=4),
     context_keys=st.dictionaries(st.text(min_size=1, max_size=5), plain, max_size=2),
     with_exception=st.booleans(),
@@ -184,7 +193,7 @@ def test_the_formatter_writes_what_powertools_formatter_writes(
     for formatter in (reference, ours):
         formatter.append_keys(**{"service": "svc", **keys})
     ours.thread_safe_append_keys(**context_keys)  # thread-local: shared by both
-    reserved = {"args", "msg", "message", "asctime", "exc_info", "name"}
+    reserved = {"message", "asctime", *vars(logging.makeLogRecord({}))}  # makeRecord refuses them
     extra = {k: v for k, v in extras.items() if k not in reserved}
     if isinstance(message, str) and args:
         message += " %s"
@@ -214,3 +223,78 @@ def _formatted(formatter: logging.Formatter, record: logging.LogRecord) -> Any:
         return formatter.format(record)
     except (ValueError, TypeError) as exc:  # a reserved key given a non-text value
         return type(exc)
+
+
+@contextlib.contextmanager
+def in_time_zone(zone: str) -> Iterator[None]:
+    """The process in another time zone (``TZ`` + ``time.tzset``), restored afterwards."""
+    before = os.environ.get("TZ")
+    os.environ["TZ"] = zone
+    time.tzset()
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("TZ", None)
+        else:
+            os.environ["TZ"] = before
+        time.tzset()
+
+
+instants = st.floats(min_value=0, max_value=4_102_444_800, allow_nan=False)
+"""Epoch seconds from 1970 to 2100, as ``LogRecord.created`` holds them."""
+
+
+@given(
+    moments=st.lists(
+        st.one_of(
+            instants, st.tuples(instants, st.floats(0, 0.999)).map(lambda p: int(p[0]) + p[1])
+        ),
+        min_size=1,
+        max_size=8,
+    ),
+    zone=st.sampled_from(["UTC0", "EST5EDT,M3.2.0,M11.1.0", "IST-5:30", "NPT-5:45"]),
+    utc=st.booleans(),
+)
+def test_time_stamps_are_powertools_own_for_any_instant_and_zone(
+    moments: list[float], zone: str, utc: bool
+) -> None:
+    # GIVEN a process in some time zone, and records made at any instants, several in one
+    # second (the second's text is reused) and some across seconds or zone changes
+    reference = LambdaPowertoolsFormatter(utc=utc)
+    ours = make_formatter()
+    ours.converter = reference.converter
+    with in_time_zone(zone):
+        for moment in sorted(moments) + moments:
+            created = {"created": moment, "msecs": (moment - int(moment)) * 1000}
+            record = logging.makeLogRecord(created)
+            # WHEN each formats the record's time
+            # THEN the stamps are the same, character for character
+            assert ours.formatTime(record) == reference.formatTime(record)
+
+
+def test_a_change_of_time_zone_within_a_second_shows_at_once() -> None:
+    # GIVEN a stamp written in one zone
+    ours, reference = make_formatter(), LambdaPowertoolsFormatter()
+    record = logging.makeLogRecord({"created": 1_795_500_000.25, "msecs": 250.0})
+    with in_time_zone("UTC0"):
+        assert ours.formatTime(record).endswith(",250+0000")
+    # WHEN the process moves to another zone within the same second
+    with in_time_zone("IST-5:30"):
+        # THEN the next stamp is in the new zone, as Powertools writes it
+        assert ours.formatTime(record) == reference.formatTime(record)
+        assert ours.formatTime(record).endswith(",250+0530")
+
+
+def test_other_time_formats_are_powertools_own() -> None:
+    # GIVEN formatters asking for a date format, RFC 3339, or a datetime directive
+    record = logging.makeLogRecord({"created": 1_795_500_000.987654, "msecs": 987.0})
+    for options in (
+        {"datefmt": "%d/%m/%Y %H:%M:%S.%F"},
+        {"use_rfc3339": True},
+        {"datefmt": "%Y %f", "use_datetime_directive": True},
+    ):
+        reference = LambdaPowertoolsFormatter(**options)
+        ours = FastKeysFormatter(**options)
+        # WHEN each formats the same record's time  THEN the stamps are the same
+        assert ours.formatTime(record) == reference.formatTime(record)

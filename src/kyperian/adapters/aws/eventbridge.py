@@ -28,6 +28,8 @@ from kyperian.domain.ports import SignalPublisher
 EVENT_SOURCE: Final = "kyperian.signal.validator"
 DETAIL_TYPE: Final = "SignalValidated"
 _MAX_ENTRIES_PER_CALL: Final = 10  # the PutEvents limit
+_COMPACT_JSON: Final = json.JSONEncoder(separators=(",", ":"))
+"""What ``json.dumps(detail, separators=(",", ":"))`` builds on every call, built once."""
 
 
 # Failures after the request left: EventBridge may have accepted the entries.
@@ -55,7 +57,7 @@ class EventBridgePublisher(SignalPublisher):
         return {
             "Source": EVENT_SOURCE,
             "DetailType": DETAIL_TYPE,
-            "Detail": json.dumps(signal.to_event_detail(), separators=(",", ":")),
+            "Detail": _COMPACT_JSON.encode(signal.to_event_detail()),
             "EventBusName": self.bus_name,
             "Resources": [],
             "Time": signal.received_at,
