@@ -471,19 +471,29 @@ class OrderExecutor:
     # --- people and housekeeping --------------------------------------------------------
 
     def approve(self, cid: str) -> Execution:
-        """A person approves a pending order: it is sent now (never once it has expired)."""
+        """A person approves a pending order: it is sent now (never once it has expired).
+
+        The move to SUBMITTED is one write that also requires the kill switch off, as an
+        intent's is: a halt set before it refuses the approval (``IllegalTransition``
+        naming the halt; the order stays pending, to approve after a resume, reject, or
+        let expire); a halt set after it finds the order in flight, like an intent
+        recorded just before a halt.
+        """
         order = self._pending(cid)
         now = self._clock()
-        account = self.ledger.account(self.account)
-        if account is not None and account.halted:
-            raise IllegalTransition(f"trading is halted: {account.halt_reason}")
         leased = transition(
             order,
             OrderState.SUBMITTED,
             now,
             lease_until=now + timedelta(seconds=self.lease_seconds),
         )
-        self.ledger.save_order(leased)
+        try:
+            self.ledger.save_order(leased, unless_halted=True)
+        except AccountHalted as halted:
+            raise IllegalTransition(f"order {cid} not sent, it stays pending: {halted}") from None
+        except StaleRecord:
+            state = self._reread(order).state
+            raise IllegalTransition(f"order {cid} changed meanwhile: it is {state}") from None
         return self._send(leased, maybe_sent=False)
 
     def reject(self, cid: str, reason: str = "rejected by an operator") -> LedgerOrder:

@@ -109,8 +109,12 @@ class Ledger(ABC):
         """Orders of an account, newest client order id last, filtered by symbol and state."""
 
     @abstractmethod
-    def save_order(self, order: LedgerOrder) -> None:
-        """Write ``order`` over version ``order.version - 1``. Raises ``StaleRecord``."""
+    def save_order(self, order: LedgerOrder, unless_halted: bool = False) -> None:
+        """Write ``order`` over version ``order.version - 1``. Raises ``StaleRecord``.
+
+        With ``unless_halted`` the write also requires the account's kill switch off at
+        that moment (one transaction), else raises ``AccountHalted`` and writes nothing.
+        """
 
     @abstractmethod
     def record(

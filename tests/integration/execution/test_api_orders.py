@@ -161,3 +161,21 @@ def test_an_approval_due_to_expire_on_approve_is_refused_without_a_listing(
     assert rejected.status_code == 409
     assert "EXPIRED" in rejected.json()["detail"]
     assert executor.venue.find_order("f" * 32) is None
+
+
+def test_approving_while_halted_is_a_conflict_naming_the_halt(
+    client: TestClient, executor: OrderExecutor
+) -> None:
+    # GIVEN a pending order, then the kill switch thrown
+    executor.execute(_decision("g" * 32))
+    client.post("/halt", params={"reason": "desk drill"})
+
+    # WHEN an operator approves it
+    approved = client.post(f"/orders/{'g' * 32}/approve")
+
+    # THEN 409 naming the halt; the order still waits and the venue has nothing
+    assert approved.status_code == 409
+    assert "trading halted: desk drill" in approved.json()["detail"]
+    [pending] = client.get("/orders", params={"status": "PENDING_APPROVAL"}).json()
+    assert pending["client_order_id"] == "g" * 32
+    assert executor.venue.find_order("g" * 32) is None

@@ -6,12 +6,16 @@ Crashes are injected by the exactly-once drill's own venue wrapper, so both inje
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from decimal import Decimal
+from functools import partial
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from kyperian.adapters.aws.ledger import DynamoLedger
 from kyperian.domain.brokers import Broker, OrderRequest, OrderSide
 from kyperian.domain.decisions import Decision, VetoCode
 from kyperian.domain.models import Action
@@ -22,6 +26,8 @@ from kyperian.execution import (
     BookLimits,
     ExecutionKind,
     IllegalTransition,
+    LedgerOrder,
+    OrderExecutor,
     OrderState,
     compare,
     fold_fills,
@@ -138,6 +144,69 @@ def test_approval_mode_waits_for_a_person_then_sends_once(ledger_aws: LedgerAws)
     assert [o.client_order_id for o in ledger_aws.venue(account).store.orders()] == ["a" * 32]
     with pytest.raises(IllegalTransition):
         executor.approve("c" * 32)
+
+
+class RaceBeforeWrite(DynamoLedger):
+    """A task's ledger handle on which ``race`` (another task's doing) runs just before its
+    next move of an order to SUBMITTED is written (after every read the approval makes)."""
+
+    def __init__(self, ledger_aws: LedgerAws, race: Callable[[], object]) -> None:
+        super().__init__(ledger_aws.table, ledger_aws.dynamodb)
+        self._race: Callable[[], object] | None = race
+
+    def save_order(self, order: LedgerOrder, *args: Any, **kwargs: Any) -> None:
+        if self._race is not None and order.state is OrderState.SUBMITTED:
+            race, self._race = self._race, None
+            race()
+        super().save_order(order, *args, **kwargs)
+
+
+def test_a_halt_racing_an_approval_keeps_the_order_from_the_venue(ledger_aws: LedgerAws) -> None:
+    # GIVEN a pending order, and an approval whose ledger sees a halt land between its
+    # reads (the order, still pending; no halt yet) and its write
+    account = ledger_aws.new_account()
+    key = AccountKey(venue="paper", account_id=account)
+    venue = ledger_aws.venue(account)
+    ledger_aws.executor(account, venue, approval=True).execute(_decision())
+    halt = partial(ledger_aws.ledger().set_halt, key, True, "race drill")
+    racing = OrderExecutor(
+        RaceBeforeWrite(ledger_aws, halt), venue, key, approval=True, clock=ledger_aws.clock
+    )
+
+    # WHEN the person approves
+    with pytest.raises(IllegalTransition, match="race drill") as refused:
+        racing.approve("d" * 32)
+
+    # THEN the approval is refused naming the halt, the order stays pending, the venue
+    # has nothing
+    assert "stays pending" in str(refused.value)
+    order = ledger_aws.ledger().order(key, "d" * 32)
+    assert order is not None
+    assert order.state is OrderState.PENDING_APPROVAL
+    assert venue.store.orders() == []
+    # AND after a resume the same approval sends it once
+    racing.resume()
+    assert racing.approve("d" * 32).order.state is OrderState.FILLED
+    assert [o.client_order_id for o in venue.store.orders()] == ["d" * 32]
+
+
+def test_an_approval_racing_a_rejection_is_a_conflict_naming_it(ledger_aws: LedgerAws) -> None:
+    # GIVEN a pending order, and another person rejecting it between an approval's read
+    # and its write
+    account = ledger_aws.new_account()
+    key = AccountKey(venue="paper", account_id=account)
+    venue = ledger_aws.venue(account)
+    other = ledger_aws.executor(account, venue, approval=True)
+    other.execute(_decision())
+    racing = OrderExecutor(
+        RaceBeforeWrite(ledger_aws, partial(other.reject, "d" * 32)),
+        venue, key, approval=True, clock=ledger_aws.clock,
+    )  # fmt: skip
+
+    # WHEN the approval writes  THEN it is a conflict naming the state it found; no order
+    with pytest.raises(IllegalTransition, match="REJECTED"):
+        racing.approve("d" * 32)
+    assert venue.store.orders() == []
 
 
 def test_pending_orders_count_as_exposure(ledger_aws: LedgerAws) -> None:

@@ -350,14 +350,28 @@ class DynamoLedger(Ledger):
             if (symbol is None or o.symbol == symbol) and (wanted is None or o.state in wanted)
         ][-limit:]
 
-    def save_order(self, order: LedgerOrder) -> None:
-        self._call(
-            "put_item",
-            Item=order_to_item(order),
-            ConditionExpression="#v = :prev",
-            ExpressionAttributeNames={"#v": "version"},
-            ExpressionAttributeValues={":prev": {"N": str(order.version - 1)}},
-        )
+    def save_order(self, order: LedgerOrder, unless_halted: bool = False) -> None:
+        put = {
+            "Item": order_to_item(order),
+            "ConditionExpression": "#v = :prev",
+            "ExpressionAttributeNames": {"#v": "version"},
+            "ExpressionAttributeValues": {":prev": {"N": str(order.version - 1)}},
+        }
+        if not unless_halted:
+            self._call("put_item", **put)
+            return
+        actions = [{"Put": {"TableName": self.table_name, **put}}, self._not_halted(order.account)]
+        try:
+            self._client.transact_write_items(TransactItems=actions)
+        except ClientError as exc:
+            if error_code(exc) not in _CANCELLED:
+                raise classify(exc, "saving an order") from exc
+            if _reasons(exc)[1:2] == ["ConditionalCheckFailed"]:
+                account = _old_item(exc, 1) or {}
+                raise AccountHalted(account.get("halt_reason", {}).get("S")) from exc
+            raise StaleRecord(f"order {order.client_order_id} moved") from exc
+        except BotoCoreError as exc:
+            raise classify(exc, "saving an order") from exc
 
     def record(
         self, order: LedgerOrder, fills: Sequence[LedgerFill], book: Book | None = None

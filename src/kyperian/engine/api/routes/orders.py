@@ -18,7 +18,10 @@ router = APIRouter(prefix="/orders", tags=["orders"])
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"description": "no such order"},
-    409: {"description": "the order is not waiting for approval (its state is named)"},
+    409: {
+        "description": "the order is not waiting for approval (its state is named), or "
+        "trading is halted (the halt's reason is named; the order stays pending)"
+    },
 }
 
 
